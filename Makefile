@@ -1,0 +1,93 @@
+# commsease -- one Makefile for the module, the emulator, the specs and the demo.
+# Every ?= variable can be overridden by a packager: make LUA_INCDIR=... PREFIX=...
+
+LUA           ?= lua5.4
+LUA_VERSION   ?= 5.4
+LUA_INCDIR    ?= /usr/include/lua$(LUA_VERSION)
+PREFIX        ?= /usr/local
+LUA_CMODDIR   ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
+BINDIR        ?= $(PREFIX)/bin
+CC            ?= cc
+CFLAGS        ?= -O2 -g
+WARN          ?= -Wall -Wextra -Werror
+BUSTED        ?= $(LUA) /usr/bin/busted
+BUILD         ?= build
+SANITIZE      ?=
+SUDO          ?= $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# Debian packages the project needs (make deps installs the missing ones)
+DEB_PACKAGES = lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson \
+               lua-busted lua-socket libmicrohttpd-dev libcjson-dev pkg-config
+
+CORE_SRC = src/core/cms_buf.c src/core/cms_rules.c src/core/cms_sign.c src/core/cms_http.c
+LUA_SRC  = $(wildcard src/lua/*.c)
+EMU_SRC  = $(wildcard src/emulator/*.c)
+
+ALL_CFLAGS = $(CFLAGS) $(WARN) -std=gnu11 -fPIC -fvisibility=hidden -Isrc/core $(SANITIZE)
+MOD_LIBS   = -lcurl -lcrypto
+EMU_LIBS   = -lmicrohttpd -lcjson -lcurl -lcrypto -lpthread
+
+CORE_OBJ = $(CORE_SRC:%.c=$(BUILD)/%.o)
+LUA_OBJ  = $(LUA_SRC:%.c=$(BUILD)/%.o)
+EMU_OBJ  = $(EMU_SRC:%.c=$(BUILD)/%.o)
+
+MODULE   = $(BUILD)/commsease.so
+EMULATOR = $(BUILD)/commsease-emulator
+
+.PHONY: all deps test test-plain test-asan demo bench lint install clean
+
+all: $(MODULE) $(EMULATOR)
+
+$(BUILD)/src/lua/%.o: src/lua/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -I$(LUA_INCDIR) -MMD -c $< -o $@
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -c $< -o $@
+
+$(MODULE): $(CORE_OBJ) $(LUA_OBJ)
+	$(CC) -shared $(SANITIZE) -o $@ $^ $(MOD_LIBS)
+
+$(EMULATOR): $(CORE_OBJ) $(EMU_OBJ)
+	$(CC) $(SANITIZE) -o $@ $^ $(EMU_LIBS)
+
+-include $(CORE_OBJ:.o=.d) $(LUA_OBJ:.o=.d) $(EMU_OBJ:.o=.d)
+
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "make deps: installing$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "make deps: all Debian packages present"; fi
+
+# The specs run twice: a plain build, then the module and the emulator built with
+# AddressSanitizer and UndefinedBehaviorSanitizer.
+test: deps
+	$(MAKE) test-plain
+	$(MAKE) test-asan
+
+test-plain: all
+	COMMSEASE_BUILD=$(BUILD) $(BUSTED)
+
+ASAN_LIB = $(shell $(CC) -print-file-name=libasan.so)
+test-asan:
+	$(MAKE) all BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer" \
+	  SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
+	COMMSEASE_BUILD=build-asan LD_PRELOAD=$(ASAN_LIB) \
+	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	  $(BUSTED)
+
+demo: deps all
+	@$(LUA) examples/run-demo.lua $(EMULATOR)
+
+install: $(MODULE) $(EMULATOR)
+	install -d $(DESTDIR)$(LUA_CMODDIR) $(DESTDIR)$(BINDIR)
+	install -m 0755 $(MODULE) $(DESTDIR)$(LUA_CMODDIR)/commsease.so
+	install -m 0755 $(EMULATOR) $(DESTDIR)$(BINDIR)/commsease-emulator
+
+clean:
+	rm -rf build build-asan

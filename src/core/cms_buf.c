@@ -1,0 +1,72 @@
+#include "cms_buf.h"
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void cms_buf_init(cms_buf *b, size_t limit) {
+  memset(b, 0, sizeof *b);
+  b->limit = limit;
+}
+
+void cms_buf_free(cms_buf *b) {
+  free(b->data);
+  b->data = NULL;
+  b->len = b->cap = 0;
+}
+
+void cms_buf_reset(cms_buf *b) {
+  b->len = 0;
+  b->overflow = b->oom = 0;
+}
+
+static int reserve(cms_buf *b, size_t extra) {
+  size_t need, cap;
+  char *p;
+  if (b->oom || b->overflow) return -1;
+  if (extra > (size_t)-1 - b->len - 1) { b->oom = 1; return -1; }
+  need = b->len + extra + 1; /* room for a NUL */
+  if (b->limit && need - 1 > b->limit) { b->overflow = 1; return -1; }
+  if (need <= b->cap) return 0;
+  cap = b->cap ? b->cap : 256;
+  while (cap < need) cap = cap > ((size_t)-1) / 2 ? need : cap * 2;
+  p = realloc(b->data, cap);
+  if (!p) { b->oom = 1; return -1; }
+  b->data = p;
+  b->cap = cap;
+  return 0;
+}
+
+int cms_buf_add(cms_buf *b, const void *p, size_t n) {
+  if (reserve(b, n)) return -1;
+  if (n) memcpy(b->data + b->len, p, n);
+  b->len += n;
+  b->data[b->len] = '\0';
+  return 0;
+}
+
+int cms_buf_adds(cms_buf *b, const char *s) { return cms_buf_add(b, s, strlen(s)); }
+
+int cms_buf_addc(cms_buf *b, char c) { return cms_buf_add(b, &c, 1); }
+
+int cms_buf_printf(cms_buf *b, const char *fmt, ...) {
+  va_list ap;
+  int n;
+  char small[256];
+  va_start(ap, fmt);
+  n = vsnprintf(small, sizeof small, fmt, ap);
+  va_end(ap);
+  if (n < 0) return -1;
+  if ((size_t)n < sizeof small) return cms_buf_add(b, small, (size_t)n);
+  if (reserve(b, (size_t)n)) return -1;
+  va_start(ap, fmt);
+  vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  b->len += (size_t)n;
+  return 0;
+}
+
+const char *cms_buf_cstr(cms_buf *b) {
+  if (!b->data || b->oom) return "";
+  return b->data;
+}

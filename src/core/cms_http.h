@@ -1,0 +1,53 @@
+/* cms_http.h -- one HTTP POST over a reused libcurl easy handle.
+ *
+ * The body is handed to libcurl through a read callback with no seek callback,
+ * so libcurl can never replay a request by itself (on a dead kept-alive
+ * connection it fails with CURLE_SEND_FAIL_REWIND instead): every resend is
+ * the caller's decision.  Answers are capped (cms_buf limit).  No Lua here. */
+#ifndef CMS_HTTP_H
+#define CMS_HTTP_H
+#include <curl/curl.h>
+#include <stddef.h>
+#include "cms_buf.h"
+
+#define CMS_MAX_ANSWER (1024 * 1024) /* bytes of answer body kept */
+
+typedef struct cms_http_opts {
+  long timeout_ms, connect_timeout_ms;
+  const char *ca_file;   /* NULL = system store */
+  const char *proxy;     /* NULL = none (libcurl's env handling stays off) */
+  const char *user_agent;
+} cms_http_opts;
+
+/* What happened to one attempt. */
+typedef enum cms_http_outcome {
+  CMS_HTTP_OK,          /* an answer arrived (any status) */
+  CMS_HTTP_CONNECT,     /* never reached the server: safe to send elsewhere */
+  CMS_HTTP_AMBIGUOUS,   /* failed after the request may have gone out */
+  CMS_HTTP_TOO_BIG,     /* the answer was over CMS_MAX_ANSWER */
+  CMS_HTTP_LOCAL        /* a local failure (out of memory, bad option) */
+} cms_http_outcome;
+
+typedef struct cms_http_xfer {
+  /* request, owned by the caller for the whole transfer */
+  const char *body;
+  size_t body_len, body_pos;
+  /* answer */
+  cms_buf answer;
+  long status;
+  CURLcode rc;
+  char errbuf[CURL_ERROR_SIZE];
+} cms_http_xfer;
+
+void cms_http_global_init(void);                  /* once, thread-safely */
+/* the options every transfer of a handle shares; returns a CURLcode */
+CURLcode cms_http_configure(CURL *h, const cms_http_opts *o);
+/* prepares one POST on h (URL, headers, body through the read callback) */
+CURLcode cms_http_prepare(CURL *h, cms_http_xfer *x, const char *url,
+                          struct curl_slist *headers, const char *body, size_t len);
+/* after curl_easy_perform or a multi's CURLMSG_DONE: what happened */
+cms_http_outcome cms_http_finish(CURL *h, cms_http_xfer *x, CURLcode rc);
+/* a short, secret-free description of a failed transfer */
+const char *cms_http_describe(const cms_http_xfer *x);
+
+#endif

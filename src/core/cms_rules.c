@@ -1,0 +1,300 @@
+#include "cms_rules.h"
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+const cms_rule cms_param_rules[] = {
+  {"roomid", CMS_K_ROOMID, 1, 0, 0, 0, "a 64-bit integer > 0 (the chat room id)"},
+  {"msgList", CMS_K_MSGLIST, 1, 0, 1, 10, "JSON array of 1 to 10 messages"},
+  {"fromAccid", CMS_K_ACCID, 1, CMS_ACCID_MAX, 0, 0, "the sender's accid"},
+  {"toAccids", CMS_K_ACCIDS, 1, CMS_ACCID_MAX, 1, 100, "JSON array of 1 to 100 accids"},
+  {"route", CMS_K_FLAG, 0, 0, 0, 0, "0 or 1 (default 1: sync to the webhook)"},
+  {"useYidun", CMS_K_INT, 0, 0, 0, 0, "an integer; only 0 (skip moderation) has a meaning"},
+  {"yidunAntiCheating", CMS_K_JSON, 0, 1024, 0, 0, "JSON text of at most 1024 characters"},
+  {"yidunAntiSpamExt", CMS_K_JSON, 0, 1024, 0, 0, "JSON text of at most 1024 characters"},
+  {"bid", CMS_K_TEXT, 0, 0, 0, 0, "moderation business id"},
+  {"antispam", CMS_K_BOOL, 0, 0, 0, 0, "true or false (default false)"},
+  {"antispamCustom", CMS_K_JSON, 0, 5000, 0, 0,
+   "JSON {\"type\":1|2|3,\"data\":\"...\"} of at most 5000 characters, only with antispam=true"},
+  {"env", CMS_K_TEXT, 0, 32, 0, 0, "webhook environment name of at most 32 characters"},
+  {NULL, CMS_K_TEXT, 0, 0, 0, 0, NULL}};
+
+const cms_rule cms_msg_rules[] = {
+  {"msgId", CMS_K_TEXT, 1, 0, 0, 0, "non-empty string, unique within msgList"},
+  {"msgType", CMS_K_INT, 1, 0, 0, 0, "0 1 2 3 4 6 10 100 (or text image audio video location file tip custom)"},
+  {"attach", CMS_K_TEXT, 1, 4096, 0, 0, "message body of 1 to 4096 characters"},
+  {"ext", CMS_K_JSON, 0, 4096, 0, 0, "JSON text of at most 4096 characters"},
+  {"subType", CMS_K_POSINT, 0, 0, 0, 0, "an integer > 0"},
+  {"resendFlag", CMS_K_FLAG, 0, 0, 0, 0, "0 or 1 (1: a resend, de-duplicated by msgId)"},
+  {NULL, CMS_K_TEXT, 0, 0, 0, 0, NULL}};
+
+static const cms_attach_field image_fields[] = {
+  {"name", CMS_J_STRING, 0}, {"md5", CMS_J_STRING, 1}, {"url", CMS_J_STRING, 1},
+  {"ext", CMS_J_STRING, 1},  {"w", CMS_J_INTEGER, 1},  {"h", CMS_J_INTEGER, 1},
+  {"size", CMS_J_INTEGER, 1}, {NULL, CMS_J_MISSING, 0}};
+static const cms_attach_field audio_fields[] = {
+  {"dur", CMS_J_INTEGER, 1}, {"md5", CMS_J_STRING, 1}, {"url", CMS_J_STRING, 1},
+  {"ext", CMS_J_STRING, 1},  {"size", CMS_J_INTEGER, 1}, {NULL, CMS_J_MISSING, 0}};
+static const cms_attach_field video_fields[] = {
+  {"dur", CMS_J_INTEGER, 1}, {"md5", CMS_J_STRING, 1}, {"url", CMS_J_STRING, 1},
+  {"w", CMS_J_INTEGER, 1},   {"h", CMS_J_INTEGER, 1},  {"ext", CMS_J_STRING, 1},
+  {"size", CMS_J_INTEGER, 1}, {"name", CMS_J_STRING, 0}, {NULL, CMS_J_MISSING, 0}};
+static const cms_attach_field location_fields[] = {
+  {"title", CMS_J_STRING, 1}, {"lng", CMS_J_NUMBER, 1}, {"lat", CMS_J_NUMBER, 1},
+  {NULL, CMS_J_MISSING, 0}};
+static const cms_attach_field file_fields[] = {
+  {"name", CMS_J_STRING, 1}, {"md5", CMS_J_STRING, 1}, {"url", CMS_J_STRING, 1},
+  {"ext", CMS_J_STRING, 1},  {"size", CMS_J_INTEGER, 1}, {NULL, CMS_J_MISSING, 0}};
+
+const cms_msgtype cms_msgtypes[] = {
+  {0, "text", "TEXT", 0, 0, NULL},
+  {1, "image", "PICTURE", 1, 1, image_fields},
+  {2, "audio", "AUDIO", 1, 1, audio_fields},
+  {3, "video", "VIDEO", 1, 1, video_fields},
+  {4, "location", "LOCATION", 1, 1, location_fields},
+  {6, "file", "FILE", 1, 1, file_fields},
+  {10, "tip", "TIPS", 0, 0, NULL},
+  {100, "custom", "CUSTOM", 1, 0, NULL},
+  {-1, NULL, NULL, 0, 0, NULL}};
+
+static const cms_rule *find_rule(const cms_rule *t, const char *name) {
+  for (; t->name; t++)
+    if (strcmp(t->name, name) == 0) return t;
+  return NULL;
+}
+const cms_rule *cms_param_rule(const char *name) { return find_rule(cms_param_rules, name); }
+const cms_rule *cms_msg_rule(const char *name) { return find_rule(cms_msg_rules, name); }
+
+const cms_msgtype *cms_msgtype_by_code(long long code) {
+  const cms_msgtype *t;
+  for (t = cms_msgtypes; t->name; t++)
+    if (t->code == code) return t;
+  return NULL;
+}
+
+const cms_msgtype *cms_msgtype_by_name(const char *name, size_t len) {
+  const cms_msgtype *t;
+  for (t = cms_msgtypes; t->name; t++)
+    if (strlen(t->name) == len && memcmp(t->name, name, len) == 0) return t;
+  return NULL;
+}
+
+int cms_verr_set(cms_verr *e, const char *field, const char *fmt, ...) {
+  va_list ap;
+  if (!e) return -1;
+  snprintf(e->field, sizeof e->field, "%s", field ? field : "");
+  va_start(ap, fmt);
+  vsnprintf(e->message, sizeof e->message, fmt, ap);
+  va_end(ap);
+  return -1;
+}
+
+long cms_utf16_len(const char *str, size_t n) {
+  const unsigned char *s = (const unsigned char *)str;
+  size_t i = 0;
+  long units = 0;
+  while (i < n) {
+    unsigned c = s[i];
+    unsigned cp, need, k;
+    if (c < 0x80) { units++; i++; continue; }
+    if (c >= 0xC2 && c <= 0xDF) { need = 1; cp = c & 0x1F; }
+    else if (c >= 0xE0 && c <= 0xEF) { need = 2; cp = c & 0x0F; }
+    else if (c >= 0xF0 && c <= 0xF4) { need = 3; cp = c & 0x07; }
+    else return -1;
+    if (n - i <= need) return -1;
+    for (k = 1; k <= need; k++) {
+      unsigned cc = s[i + k];
+      if ((cc & 0xC0) != 0x80) return -1;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    if ((need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+      return -1;
+    units += cp >= 0x10000 ? 2 : 1;
+    i += need + 1;
+  }
+  return units;
+}
+
+int cms_parse_int64(const char *s, size_t n, long long *out) {
+  size_t i = 0;
+  int neg = 0;
+  unsigned long long v = 0, lim;
+  if (n == 0) return -1;
+  if (s[0] == '-') { neg = 1; i = 1; if (n == 1) return -1; }
+  lim = neg ? (unsigned long long)LLONG_MAX + 1ULL : (unsigned long long)LLONG_MAX;
+  for (; i < n; i++) {
+    unsigned d;
+    if (s[i] < '0' || s[i] > '9') return -1;
+    d = (unsigned)(s[i] - '0');
+    if (v > (lim - d) / 10) return -1;
+    v = v * 10 + d;
+  }
+  *out = neg ? (long long)(0 - v) : (long long)v;
+  return 0;
+}
+
+static int check_text(const cms_rule *r, const char *path, const char *s, size_t n,
+                      cms_verr *e) {
+  long units = cms_utf16_len(s, n);
+  if (units < 0) return cms_verr_set(e, path, "%s is not valid UTF-8", path);
+  if (r->max_chars && (unsigned long)units > r->max_chars)
+    return cms_verr_set(e, path, "%s is %ld characters long; at most %u allowed", path,
+                        units, r->max_chars);
+  return 0;
+}
+
+int cms_check_accid(const char *path, const char *s, size_t n, cms_verr *e) {
+  size_t i;
+  if (n == 0) return cms_verr_set(e, path, "%s is empty; an accid has 1 to %d characters", path,
+                                  CMS_ACCID_MAX);
+  if (n > CMS_ACCID_MAX)
+    return cms_verr_set(e, path, "%s is %zu characters long; an accid has at most %d", path,
+                        n, CMS_ACCID_MAX);
+  for (i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+          c == '_' || c == '@' || c == '.' || c == '-'))
+      return cms_verr_set(e, path,
+                          "%s has a character that an accid may not hold (byte %zu); "
+                          "allowed: letters, digits, _ @ . -", path, i + 1);
+  }
+  return 0;
+}
+
+int cms_check_value(const cms_rule *r, const char *path, const char *s, size_t n,
+                    cms_verr *e) {
+  long long v;
+  switch (r->kind) {
+    case CMS_K_ROOMID:
+      if (cms_parse_int64(s, n, &v) || v <= 0)
+        return cms_verr_set(e, path, "%s must be %s", path, r->doc);
+      return 0;
+    case CMS_K_ACCID:
+      return cms_check_accid(path, s, n, e);
+    case CMS_K_FLAG:
+      if (n != 1 || (s[0] != '0' && s[0] != '1'))
+        return cms_verr_set(e, path, "%s must be 0 or 1", path);
+      return 0;
+    case CMS_K_INT:
+      if (cms_parse_int64(s, n, &v)) return cms_verr_set(e, path, "%s must be an integer", path);
+      return 0;
+    case CMS_K_POSINT:
+      if (cms_parse_int64(s, n, &v) || v <= 0)
+        return cms_verr_set(e, path, "%s must be an integer > 0", path);
+      return 0;
+    case CMS_K_BOOL:
+      if (!((n == 4 && memcmp(s, "true", 4) == 0) || (n == 5 && memcmp(s, "false", 5) == 0)))
+        return cms_verr_set(e, path, "%s must be true or false", path);
+      return 0;
+    case CMS_K_JSON:
+    case CMS_K_TEXT:
+      return check_text(r, path, s, n, e);
+    case CMS_K_MSGLIST:
+    case CMS_K_ACCIDS:
+      break;
+  }
+  return cms_verr_set(e, path, "%s: internal error, no single-value rule", path);
+}
+
+int cms_check_count(const cms_rule *r, size_t count, cms_verr *e) {
+  if (count < r->min_items || count > r->max_items)
+    return cms_verr_set(e, r->name, "%s has %zu entries; %u to %u allowed", r->name, count,
+                        r->min_items, r->max_items);
+  return 0;
+}
+
+int cms_check_msg(const cms_msg_view *m, int index, cms_verr *e) {
+  char path[96];
+  const cms_rule *r;
+#define P(f) (snprintf(path, sizeof path, "msgList[%d].%s", index, f), path)
+  r = cms_msg_rule("msgId");
+  if (!m->msgId) return cms_verr_set(e, P("msgId"), "%s is missing; %s", path, r->doc);
+  if (m->msgId_len == 0) return cms_verr_set(e, P("msgId"), "%s is empty; %s", path, r->doc);
+  if (check_text(r, P("msgId"), m->msgId, m->msgId_len, e)) return -1;
+  r = cms_msg_rule("msgType");
+  if (!m->has_msgType) return cms_verr_set(e, P("msgType"), "%s is missing; one of %s", path, r->doc);
+  if (!cms_msgtype_by_code(m->msgType))
+    return cms_verr_set(e, P("msgType"), "%s is %lld; allowed: %s", path, m->msgType, r->doc);
+  r = cms_msg_rule("attach");
+  if (!m->attach) return cms_verr_set(e, P("attach"), "%s is missing; %s", path, r->doc);
+  if (m->attach_len == 0) return cms_verr_set(e, P("attach"), "%s is empty; %s", path, r->doc);
+  if (check_text(r, P("attach"), m->attach, m->attach_len, e)) return -1;
+  if (m->ext && check_text(cms_msg_rule("ext"), P("ext"), m->ext, m->ext_len, e)) return -1;
+  if (m->has_subType && m->subType <= 0)
+    return cms_verr_set(e, P("subType"), "%s is %lld; it must be an integer > 0", path, m->subType);
+  if (m->has_resendFlag && m->resendFlag != 0 && m->resendFlag != 1)
+    return cms_verr_set(e, P("resendFlag"), "%s is %lld; it must be 0 or 1", path, m->resendFlag);
+#undef P
+  return 0;
+}
+
+int cms_check_unique_msgids(const cms_msg_view *msgs, int n, cms_verr *e) {
+  int i, j;
+  for (i = 1; i < n; i++)
+    for (j = 0; j < i; j++)
+      if (msgs[i].msgId_len == msgs[j].msgId_len &&
+          memcmp(msgs[i].msgId, msgs[j].msgId, msgs[i].msgId_len) == 0) {
+        char path[64];
+        snprintf(path, sizeof path, "msgList[%d].msgId", i + 1);
+        return cms_verr_set(e, path, "%s repeats the msgId of msgList[%d]; msgIds must be "
+                            "unique within msgList", path, j + 1);
+      }
+  return 0;
+}
+
+static const char *jtype_name(cms_jtype t) {
+  switch (t) {
+    case CMS_J_STRING: return "a string";
+    case CMS_J_INTEGER: return "an integer";
+    case CMS_J_NUMBER: return "a number";
+    default: return "a value";
+  }
+}
+
+int cms_check_attach_fields(const cms_msgtype *t, int index, cms_attach_get get, void *obj,
+                            cms_verr *e) {
+  const cms_attach_field *f;
+  char path[128];
+  if (!t->fields) return 0;
+  for (f = t->fields; f->key; f++) {
+    const char *s = NULL;
+    size_t n = 0;
+    double num = 0;
+    cms_jtype got = get(obj, f->key, &s, &n, &num);
+    snprintf(path, sizeof path, "msgList[%d].attach.%s", index, f->key);
+    if (got == CMS_J_MISSING) {
+      if (f->required)
+        return cms_verr_set(e, path, "%s is missing; the attach of a message of type %s needs %s", path,
+                            t->name, jtype_name(f->type));
+      continue;
+    }
+    if (f->type == CMS_J_STRING) {
+      if (got != CMS_J_STRING)
+        return cms_verr_set(e, path, "%s must be a string", path);
+      if (cms_utf16_len(s, n) < 0) return cms_verr_set(e, path, "%s is not valid UTF-8", path);
+    } else if (f->type == CMS_J_INTEGER) {
+      if (got != CMS_J_INTEGER)
+        return cms_verr_set(e, path, "%s must be an integer", path);
+      if (num < 0) return cms_verr_set(e, path, "%s must be >= 0", path);
+    } else if (got != CMS_J_INTEGER && got != CMS_J_NUMBER) {
+      return cms_verr_set(e, path, "%s must be a number", path);
+    }
+  }
+  return 0;
+}
+
+int cms_check_antispam(int antispam_true, int has_custom, long long custom_type,
+                       int custom_type_ok, int data_is_string, cms_verr *e) {
+  if (!has_custom) return 0;
+  if (!antispam_true)
+    return cms_verr_set(e, "antispamCustom", "antispamCustom is only allowed with antispam=true");
+  if (!custom_type_ok || custom_type < 1 || custom_type > 3)
+    return cms_verr_set(e, "antispamCustom.type",
+                        "antispamCustom.type must be 1 (text), 2 (image) or 3 (video)");
+  if (!data_is_string)
+    return cms_verr_set(e, "antispamCustom.data", "antispamCustom.data must be a string");
+  return 0;
+}

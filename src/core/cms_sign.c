@@ -1,0 +1,83 @@
+#include "cms_sign.h"
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <string.h>
+
+static void hex(const unsigned char *in, size_t n, char *out) {
+  static const char digits[] = "0123456789abcdef";
+  size_t i;
+  for (i = 0; i < n; i++) {
+    out[2 * i] = digits[in[i] >> 4];
+    out[2 * i + 1] = digits[in[i] & 15];
+  }
+  out[2 * n] = '\0';
+}
+
+static int digest_hex(const EVP_MD *md, const void *data, size_t len, char *out,
+                      unsigned expect) {
+  unsigned char d[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  if (!EVP_Digest(data, len, d, &n, md, NULL) || n != expect) return -1;
+  hex(d, n, out);
+  return 0;
+}
+
+int cms_sha1_hex(const void *data, size_t len, char out[41]) {
+  return digest_hex(EVP_sha1(), data, len, out, 20);
+}
+
+int cms_md5_hex(const void *data, size_t len, char out[33]) {
+  return digest_hex(EVP_md5(), data, len, out, 16);
+}
+
+int cms_checksum(const char *secret, size_t secret_len, const char *nonce,
+                 const char *curtime, char out[41]) {
+  unsigned char d[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  int ok;
+  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+  if (!ctx) return -1;
+  ok = EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) &&
+       EVP_DigestUpdate(ctx, secret, secret_len) &&
+       EVP_DigestUpdate(ctx, nonce, strlen(nonce)) &&
+       EVP_DigestUpdate(ctx, curtime, strlen(curtime)) &&
+       EVP_DigestFinal_ex(ctx, d, &n) && n == 20;
+  EVP_MD_CTX_free(ctx);
+  if (!ok) return -1;
+  hex(d, n, out);
+  return 0;
+}
+
+int cms_nonce(char out[CMS_NONCE_LEN + 1]) {
+  unsigned char r[CMS_NONCE_LEN / 2];
+  if (RAND_bytes(r, (int)sizeof r) != 1) return -1;
+  hex(r, sizeof r, out);
+  return 0;
+}
+
+int cms_uuid4(char out[37]) {
+  unsigned char r[16];
+  char h[33];
+  if (RAND_bytes(r, (int)sizeof r) != 1) return -1;
+  r[6] = (unsigned char)((r[6] & 0x0f) | 0x40);
+  r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);
+  hex(r, 16, h);
+  memcpy(out, h, 8);
+  out[8] = '-';
+  memcpy(out + 9, h + 8, 4);
+  out[13] = '-';
+  memcpy(out + 14, h + 12, 4);
+  out[18] = '-';
+  memcpy(out + 19, h + 16, 4);
+  out[23] = '-';
+  memcpy(out + 24, h + 20, 12);
+  out[36] = '\0';
+  return 0;
+}
+
+int cms_ct_compare(const char *a, const char *b, size_t n) {
+  unsigned char acc = 0;
+  size_t i;
+  for (i = 0; i < n; i++) acc |= (unsigned char)(a[i] ^ b[i]);
+  return acc != 0;
+}

@@ -1,0 +1,74 @@
+/* lcms.h -- private declarations of the Lua binding (src/lua/).
+ * Everything Lua-facing lives in src/lua; src/core knows nothing of Lua. */
+#ifndef LCMS_H
+#define LCMS_H
+#include "lcms_compat.h"
+#include <curl/curl.h>
+#include "cms_buf.h"
+#include "cms_http.h"
+#include "cms_rules.h"
+
+#define LCMS_VERSION "0.1.0"
+#define LCMS_CLIENT_MT "commsease.client"
+#define LCMS_MAX_ENDPOINTS 8
+
+typedef struct lcms_client {
+  CURL *easy;                  /* NULL once closed */
+  char *appkey;
+  char *secret;                /* malloc'ed, wiped on close; never pushed to Lua */
+  size_t secret_len;
+  char *endpoints[LCMS_MAX_ENDPOINTS]; /* base URLs, no trailing slash */
+  char *urls[LCMS_MAX_ENDPOINTS];      /* base .. CMS_API_PATH */
+  int n_endpoints;
+  int retries;
+  cms_http_opts http;
+  char *ca_file, *proxy;
+  cms_buf form;                /* scratch: the form body of the current send */
+  cms_http_xfer xfer;          /* scratch: the current transfer */
+  struct curl_slist *headers;  /* the current attempt's headers */
+} lcms_client;
+
+/* registry keys (addresses only, no state) */
+extern const char lcms_key_encode, lcms_key_decode, lcms_key_errmt;
+
+/* errors: push nil, err and return 2 */
+typedef struct lcms_errinfo {
+  const char *kind;      /* invalid transport http api response */
+  long long code;        /* 0 = none */
+  const char *message;
+  const char *field;     /* NULL unless invalid */
+  int retryable;
+  int sent;              /* the request may have reached the service */
+  const char *request_id;
+  const char *endpoint;
+} lcms_errinfo;
+int lcms_push_error(lua_State *L, const lcms_errinfo *ei);
+int lcms_push_invalid(lua_State *L, const cms_verr *e);
+void lcms_open_errors(lua_State *L);
+
+/* JSON through the module's private lua-cjson instance */
+void lcms_open_json(lua_State *L);
+/* encodes the value at idx; pushes the text, or returns -1 with msg pushed */
+int lcms_json_encode(lua_State *L, int idx);
+/* decodes s; pushes the value, or returns -1 with msg pushed */
+int lcms_json_decode(lua_State *L, const char *s, size_t n);
+
+/* params -> form body.  On success the form is in form, the msgIds list is
+ * pushed (one value) and 0 returned; on a validation failure e is filled, the
+ * stack is as on entry and -1 returned.  percent-encodes with curl. */
+int lcms_encode_params(lua_State *L, int params, CURL *esc, cms_buf *form, cms_verr *e);
+
+/* parse an answer; pushes res or nil, err; returns the number of values */
+int lcms_parse_answer(lua_State *L, long status, const char *body, size_t len,
+                      int msgids, const char *request_id, const char *endpoint);
+int lcms_parse(lua_State *L);
+
+/* message builders */
+void lcms_open_builders(lua_State *L);
+/* the rules table exposed as commsease.rules */
+void lcms_push_rules(lua_State *L);
+/* the client class */
+void lcms_open_client(lua_State *L);
+int lcms_new(lua_State *L);
+
+#endif

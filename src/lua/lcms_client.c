@@ -1,0 +1,380 @@
+/* lcms_client.c -- the client userdata: new, send, prepare, close.
+ * One libcurl easy handle per client, reused so consecutive sends share one
+ * kept-alive connection; per-client configuration only, no C globals. */
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "lcms.h"
+#include "cms_sign.h"
+
+static const char *const option_names[] = {
+  "appkey", "secret", "endpoint", "endpoints", "timeout", "connect_timeout", "retries",
+  "ca_file", "proxy", NULL};
+
+#define DEFAULT_ENDPOINT "https://api.netease.im/nimserver"
+
+static lcms_client *check_client(lua_State *L) {
+  lcms_client *c = luaL_checkudata(L, 1, LCMS_CLIENT_MT);
+  if (!c->easy) luaL_error(L, "commsease: this client is closed");
+  return c;
+}
+
+/* --- options: everything is checked before anything is allocated --- */
+
+static int has_ctl(const char *s, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++)
+    if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) return 1;
+  return 0;
+}
+
+static const char *opt_string(lua_State *L, const char *name, int required, size_t *len) {
+  const char *s;
+  lua_getfield(L, 1, name);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    if (required) luaL_error(L, "commsease.new: option '%s' is required", name);
+    return NULL;
+  }
+  if (lua_type(L, -1) != LUA_TSTRING)
+    luaL_error(L, "commsease.new: option '%s' must be a string, not a %s", name,
+               luaL_typename(L, -1));
+  s = lua_tolstring(L, -1, len);
+  lua_pop(L, 1); /* still referenced by the options table */
+  if (required && *len == 0) luaL_error(L, "commsease.new: option '%s' is empty", name);
+  if (has_ctl(s, *len))
+    luaL_error(L, "commsease.new: option '%s' holds a control character (CR, LF, NUL...)", name);
+  return s;
+}
+
+static double opt_seconds(lua_State *L, const char *name, double def) {
+  double v;
+  lua_getfield(L, 1, name);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return def;
+  }
+  if (lua_type(L, -1) != LUA_TNUMBER)
+    luaL_error(L, "commsease.new: option '%s' must be a number of seconds", name);
+  v = (double)lua_tonumber(L, -1);
+  lua_pop(L, 1);
+  if (!(v > 0 && v <= 3600)) luaL_error(L, "commsease.new: option '%s' must be in (0, 3600]", name);
+  return v;
+}
+
+static void check_endpoint(lua_State *L, const char *s, size_t n) {
+  if (!((n > 7 && strncmp(s, "http://", 7) == 0) || (n > 8 && strncmp(s, "https://", 8) == 0)))
+    luaL_error(L, "commsease.new: endpoint '%s' must be an http:// or https:// URL", s);
+  if (has_ctl(s, n) || memchr(s, ' ', n))
+    luaL_error(L, "commsease.new: endpoint holds a space or a control character");
+}
+
+static char *dup_trimmed(const char *s, size_t n, const char *suffix) {
+  size_t k = strlen(suffix);
+  char *p;
+  while (n > 0 && s[n - 1] == '/') n--;
+  p = malloc(n + k + 1);
+  if (!p) return NULL;
+  memcpy(p, s, n);
+  memcpy(p + n, suffix, k + 1);
+  return p;
+}
+
+static void release(lcms_client *c);
+
+int lcms_new(lua_State *L) {
+  const char *appkey, *secret, *ca, *proxy, *eps[LCMS_MAX_ENDPOINTS];
+  size_t appkey_len, secret_len, eps_len[LCMS_MAX_ENDPOINTS], ca_len, proxy_len;
+  int n_eps = 0, i, failed = 0;
+  long long retries = 1;
+  double timeout, connect_timeout;
+  lcms_client *c;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    int k;
+    lua_pop(L, 1);
+    for (k = 0; option_names[k]; k++)
+      if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), option_names[k]) == 0)
+        break;
+    if (!option_names[k])
+      luaL_error(L, "commsease.new: unknown option '%s'", luaL_tolstring(L, -1, NULL));
+  }
+  appkey = opt_string(L, "appkey", 1, &appkey_len);
+  secret = opt_string(L, "secret", 1, &secret_len);
+  ca = opt_string(L, "ca_file", 0, &ca_len);
+  proxy = opt_string(L, "proxy", 0, &proxy_len);
+  timeout = opt_seconds(L, "timeout", 5);
+  connect_timeout = opt_seconds(L, "connect_timeout", 5);
+  lua_getfield(L, 1, "retries");
+  if (!lua_isnil(L, -1)) {
+    int isnum = 0;
+    retries = lua_type(L, -1) == LUA_TNUMBER ? (long long)lua_tointegerx(L, -1, &isnum) : -1;
+    if (!isnum || retries < 0 || retries > 10)
+      luaL_error(L, "commsease.new: option 'retries' must be an integer from 0 to 10");
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, 1, "endpoints");
+  if (!lua_isnil(L, -1)) {
+    int n;
+    lua_getfield(L, 1, "endpoint");
+    if (!lua_isnil(L, -1))
+      luaL_error(L, "commsease.new: give 'endpoint' or 'endpoints', not both");
+    lua_pop(L, 1);
+    if (lua_type(L, -1) != LUA_TTABLE)
+      luaL_error(L, "commsease.new: option 'endpoints' must be a list of URLs");
+    n = (int)lua_rawlen(L, -1);
+    if (n < 1 || n > LCMS_MAX_ENDPOINTS)
+      luaL_error(L, "commsease.new: option 'endpoints' must hold 1 to %d URLs", LCMS_MAX_ENDPOINTS);
+    for (i = 1; i <= n; i++) {
+      lua_rawgeti(L, -1, i);
+      if (lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L, "commsease.new: endpoints[%d] must be a string", i);
+      eps[n_eps] = lua_tolstring(L, -1, &eps_len[n_eps]);
+      check_endpoint(L, eps[n_eps], eps_len[n_eps]);
+      n_eps++;
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+  if (n_eps == 0) {
+    eps[0] = opt_string(L, "endpoint", 0, &eps_len[0]);
+    if (!eps[0]) {
+      eps[0] = DEFAULT_ENDPOINT;
+      eps_len[0] = strlen(DEFAULT_ENDPOINT);
+    }
+    check_endpoint(L, eps[0], eps_len[0]);
+    n_eps = 1;
+  }
+
+  /* everything is valid: allocate; the metatable comes once it all exists */
+  c = lua_newuserdata(L, sizeof *c);
+  memset(c, 0, sizeof *c);
+  cms_buf_init(&c->form, 0);
+  cms_buf_init(&c->xfer.answer, CMS_MAX_ANSWER);
+  c->retries = (int)retries;
+  c->n_endpoints = n_eps;
+  c->appkey = dup_trimmed(appkey, appkey_len, "");
+  c->secret = malloc(secret_len + 1);
+  if (c->secret) {
+    memcpy(c->secret, secret, secret_len + 1);
+    c->secret_len = secret_len;
+  }
+  if (ca) c->ca_file = dup_trimmed(ca, ca_len, "");
+  if (proxy) c->proxy = dup_trimmed(proxy, proxy_len, "");
+  for (i = 0; i < n_eps; i++) {
+    c->endpoints[i] = dup_trimmed(eps[i], eps_len[i], "");
+    c->urls[i] = dup_trimmed(eps[i], eps_len[i], CMS_API_PATH);
+    if (!c->endpoints[i] || !c->urls[i]) failed = 1;
+  }
+  if (!c->appkey || !c->secret || (ca && !c->ca_file) || (proxy && !c->proxy)) failed = 1;
+  cms_http_global_init();
+  if (!failed) c->easy = curl_easy_init();
+  c->http.timeout_ms = (long)(timeout * 1000);
+  c->http.connect_timeout_ms = (long)(connect_timeout * 1000);
+  c->http.ca_file = c->ca_file;
+  c->http.proxy = c->proxy;
+  c->http.user_agent = "commsease-lua/" LCMS_VERSION;
+  if (!c->easy || cms_http_configure(c->easy, &c->http) != CURLE_OK) {
+    release(c); /* no metatable yet, so no __gc: free by hand */
+    return luaL_error(L, "commsease.new: could not set up libcurl (out of memory?)");
+  }
+  luaL_setmetatable(L, LCMS_CLIENT_MT);
+  return 1;
+}
+
+/* --- signing and headers --- */
+
+typedef struct sig {
+  char nonce[CMS_NONCE_LEN + 1];
+  char curtime[24];
+  char checksum[41];
+} sig;
+
+static int sign(lcms_client *c, sig *s) {
+  if (cms_nonce(s->nonce)) return -1;
+  snprintf(s->curtime, sizeof s->curtime, "%lld", (long long)time(NULL));
+  return cms_checksum(c->secret, c->secret_len, s->nonce, s->curtime, s->checksum);
+}
+
+static int build_headers(lcms_client *c, const sig *s, const char *rid) {
+  char line[512];
+  struct curl_slist *h = NULL, *t;
+  const char *fixed[] = {"Content-Type: " CMS_CONTENT_TYPE, "Expect:", NULL};
+  int i;
+  curl_slist_free_all(c->headers);
+  c->headers = NULL;
+#define ADD(str) do { t = curl_slist_append(h, str); if (!t) goto oom; h = t; } while (0)
+  snprintf(line, sizeof line, "AppKey: %s", c->appkey);
+  ADD(line);
+  snprintf(line, sizeof line, "Nonce: %s", s->nonce);
+  ADD(line);
+  snprintf(line, sizeof line, "CurTime: %s", s->curtime);
+  ADD(line);
+  snprintf(line, sizeof line, "CheckSum: %s", s->checksum);
+  ADD(line);
+  snprintf(line, sizeof line, "RequestId: %s", rid);
+  ADD(line);
+  for (i = 0; fixed[i]; i++) ADD(fixed[i]);
+#undef ADD
+  c->headers = h;
+  return 0;
+oom:
+  curl_slist_free_all(h);
+  return -1;
+}
+
+static int local_error(lua_State *L, const char *msg, const char *rid) {
+  lcms_errinfo ei = {"transport", 0, msg, NULL, 0, 0, rid, NULL};
+  return lcms_push_error(L, &ei);
+}
+
+/* res, err = client:send(params) */
+static int client_send(lua_State *L) {
+  lcms_client *c = check_client(L);
+  cms_verr e;
+  char rid[CMS_NONCE_LEN + 1];
+  int attempt = 0, ep = 0;
+  cms_http_outcome out;
+  lua_settop(L, 2);
+  if (lcms_encode_params(L, 2, c->easy, &c->form, &e)) return lcms_push_invalid(L, &e);
+  /* stack: self params msgIds */
+  if (cms_nonce(rid)) return local_error(L, "no random bytes for a RequestId", NULL);
+  for (;;) {
+    sig s;
+    CURLcode rc;
+    if (sign(c, &s) || build_headers(c, &s, rid))
+      return local_error(L, "could not sign the request (libcrypto or memory failure)", rid);
+    rc = cms_http_prepare(c->easy, &c->xfer, c->urls[ep], c->headers, c->form.data, c->form.len);
+    if (rc == CURLE_OK) rc = curl_easy_perform(c->easy);
+    out = cms_http_finish(c->easy, &c->xfer, rc);
+    if (attempt < c->retries &&
+        (out == CMS_HTTP_CONNECT || (out == CMS_HTTP_OK && c->xfer.status == 502))) {
+      attempt++;
+      ep = (ep + 1) % c->n_endpoints;
+      continue;
+    }
+    break;
+  }
+  switch (out) {
+    case CMS_HTTP_OK:
+      return lcms_parse_answer(L, c->xfer.status, c->xfer.answer.data ? c->xfer.answer.data : "",
+                               c->xfer.answer.len, 3, rid, c->endpoints[ep]);
+    case CMS_HTTP_TOO_BIG: {
+      lcms_errinfo ei = {"response", 0, "the answer is over 1 MiB; cut off", NULL, 0, 1, rid,
+                         c->endpoints[ep]};
+      return lcms_push_error(L, &ei);
+    }
+    default: {
+      lcms_errinfo ei = {"transport", (long long)c->xfer.rc, cms_http_describe(&c->xfer), NULL,
+                         out != CMS_HTTP_LOCAL, out == CMS_HTTP_AMBIGUOUS, rid,
+                         c->endpoints[ep]};
+      return lcms_push_error(L, &ei);
+    }
+  }
+}
+
+/* req, err = client:prepare(params) */
+static int client_prepare(lua_State *L) {
+  lcms_client *c = check_client(L);
+  cms_verr e;
+  sig s;
+  char rid[CMS_NONCE_LEN + 1];
+  lua_settop(L, 2);
+  if (lcms_encode_params(L, 2, c->easy, &c->form, &e)) return lcms_push_invalid(L, &e);
+  if (cms_nonce(rid) || sign(c, &s))
+    return local_error(L, "could not sign the request (libcrypto failure)", NULL);
+  lua_createtable(L, 0, 6);
+  lua_pushliteral(L, "POST");
+  lua_setfield(L, -2, "method");
+  lua_pushstring(L, c->urls[0]);
+  lua_setfield(L, -2, "url");
+  lua_createtable(L, 0, 7);
+  lua_pushstring(L, c->appkey);
+  lua_setfield(L, -2, "AppKey");
+  lua_pushstring(L, s.nonce);
+  lua_setfield(L, -2, "Nonce");
+  lua_pushstring(L, s.curtime);
+  lua_setfield(L, -2, "CurTime");
+  lua_pushstring(L, s.checksum);
+  lua_setfield(L, -2, "CheckSum");
+  lua_pushliteral(L, CMS_CONTENT_TYPE);
+  lua_setfield(L, -2, "Content-Type");
+  lua_pushstring(L, rid);
+  lua_setfield(L, -2, "RequestId");
+  lua_pushliteral(L, "commsease-lua/" LCMS_VERSION);
+  lua_setfield(L, -2, "User-Agent");
+  lua_setfield(L, -2, "headers");
+  lua_pushlstring(L, c->form.data ? c->form.data : "", c->form.len);
+  lua_setfield(L, -2, "body");
+  lua_pushvalue(L, 3);
+  lua_setfield(L, -2, "msgIds");
+  lua_pushstring(L, rid);
+  lua_setfield(L, -2, "request_id");
+  return 1;
+}
+
+/* the one idempotent close behind close(), __gc and __close */
+static void release(lcms_client *c) {
+  int i;
+  if (c->easy) curl_easy_cleanup(c->easy);
+  c->easy = NULL;
+  curl_slist_free_all(c->headers);
+  c->headers = NULL;
+  if (c->secret) {
+    OPENSSL_cleanse(c->secret, c->secret_len);
+    free(c->secret);
+    c->secret = NULL;
+  }
+  free(c->appkey);
+  c->appkey = NULL;
+  free(c->ca_file);
+  c->ca_file = NULL;
+  free(c->proxy);
+  c->proxy = NULL;
+  for (i = 0; i < LCMS_MAX_ENDPOINTS; i++) {
+    free(c->endpoints[i]);
+    free(c->urls[i]);
+    c->endpoints[i] = c->urls[i] = NULL;
+  }
+  cms_buf_free(&c->form);
+  cms_buf_free(&c->xfer.answer);
+}
+
+static int client_close(lua_State *L) {
+  release(luaL_checkudata(L, 1, LCMS_CLIENT_MT));
+  return 0;
+}
+
+static int client_tostring(lua_State *L) {
+  lcms_client *c = luaL_checkudata(L, 1, LCMS_CLIENT_MT);
+  lua_pushfstring(L, "commsease.client (%p)%s", (void *)c, c->easy ? "" : " closed");
+  return 1;
+}
+
+static int client_closed(lua_State *L) {
+  lcms_client *c = luaL_checkudata(L, 1, LCMS_CLIENT_MT);
+  lua_pushboolean(L, c->easy == NULL);
+  return 1;
+}
+
+void lcms_open_client(lua_State *L) {
+  static const luaL_Reg methods[] = {
+    {"send", client_send}, {"prepare", client_prepare}, {"close", client_close},
+    {"is_closed", client_closed}, {NULL, NULL}};
+  luaL_newmetatable(L, LCMS_CLIENT_MT);
+  lua_pushcfunction(L, client_close);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, client_close);
+  lua_setfield(L, -2, "__close");
+  lua_pushcfunction(L, client_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pushliteral(L, "commsease: a client's metatable is private");
+  lua_setfield(L, -2, "__metatable");
+  luaL_newlib(L, methods);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+}

@@ -1,0 +1,76 @@
+/* lcms_error.c -- structured error values: nil, err where err prints as one
+ * line starting "commsease:" and carries kind, code, message, field,
+ * retryable, sent, request_id and endpoint. */
+#include "lcms.h"
+
+const char lcms_key_errmt = 0;
+
+int lcms_push_error(lua_State *L, const lcms_errinfo *ei) {
+  lua_pushnil(L);
+  lua_createtable(L, 0, 8);
+  lua_pushstring(L, ei->kind);
+  lua_setfield(L, -2, "kind");
+  if (ei->code) {
+    lua_pushinteger(L, (lua_Integer)ei->code);
+    lua_setfield(L, -2, "code");
+  }
+  lua_pushstring(L, ei->message ? ei->message : ei->kind);
+  lua_setfield(L, -2, "message");
+  if (ei->field) {
+    lua_pushstring(L, ei->field);
+    lua_setfield(L, -2, "field");
+  }
+  lua_pushboolean(L, ei->retryable);
+  lua_setfield(L, -2, "retryable");
+  lua_pushboolean(L, ei->sent);
+  lua_setfield(L, -2, "sent");
+  if (ei->request_id) {
+    lua_pushstring(L, ei->request_id);
+    lua_setfield(L, -2, "request_id");
+  }
+  if (ei->endpoint) {
+    lua_pushstring(L, ei->endpoint);
+    lua_setfield(L, -2, "endpoint");
+  }
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &lcms_key_errmt);
+  lua_setmetatable(L, -2);
+  return 2;
+}
+
+int lcms_push_invalid(lua_State *L, const cms_verr *e) {
+  lcms_errinfo ei = {"invalid", 0, e->message, e->field, 0, 0, NULL, NULL};
+  return lcms_push_error(L, &ei);
+}
+
+/* "commsease: <kind>[ <code>]: <message>" */
+static int err_tostring(lua_State *L) {
+  luaL_Buffer b;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_buffinit(L, &b);
+  luaL_addstring(&b, "commsease: ");
+  lua_getfield(L, 1, "kind");
+  luaL_addstring(&b, lua_isstring(L, -1) ? lua_tostring(L, -1) : "error");
+  lua_pop(L, 1);
+  lua_getfield(L, 1, "code");
+  if (lua_isinteger(L, -1)) {
+    char num[32];
+    snprintf(num, sizeof num, " %lld", (long long)lua_tointeger(L, -1));
+    luaL_addstring(&b, num);
+  }
+  lua_pop(L, 1);
+  luaL_addstring(&b, ": ");
+  lua_getfield(L, 1, "message");
+  luaL_addstring(&b, lua_isstring(L, -1) ? lua_tostring(L, -1) : "?");
+  lua_pop(L, 1);
+  luaL_pushresult(&b);
+  return 1;
+}
+
+void lcms_open_errors(lua_State *L) {
+  lua_createtable(L, 0, 2);
+  lua_pushcfunction(L, err_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pushliteral(L, "commsease.error");
+  lua_setfield(L, -2, "__name");
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &lcms_key_errmt);
+}

@@ -1,0 +1,199 @@
+/* lcms_module.c -- luaopen_commsease: the module table, the message builders
+ * and the rules table as Lua data. */
+#include <string.h>
+#include "lcms.h"
+#include "cms_sign.h"
+
+/* --- message builders: never raise; content is checked at send/prepare --- */
+
+/* fields of the message itself that may stand among attach's fields; "ext"
+ * is not one of them: for image, audio, video and file it is attach's file
+ * extension (the message's ext goes in the second argument) */
+static int is_msg_field(const char *k) {
+  return strcmp(k, "msgId") == 0 || strcmp(k, "subType") == 0 || strcmp(k, "resendFlag") == 0;
+}
+
+/* a new message table: a shallow copy of the fields table at idx (if any) */
+static void new_message(lua_State *L, int fields) {
+  lua_createtable(L, 0, 4);
+  if (fields && lua_type(L, fields) == LUA_TTABLE) {
+    lua_pushnil(L);
+    while (lua_next(L, fields)) {
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, -4);
+    }
+  }
+}
+
+/* text(s [, fields]), tip(s [, fields]), custom(x [, fields]) */
+static int build_with_body(lua_State *L) {
+  int code = (int)lua_tointeger(L, lua_upvalueindex(1));
+  lua_settop(L, 2);
+  new_message(L, 2);
+  lua_pushinteger(L, code);
+  lua_setfield(L, -2, "msgType");
+  lua_pushvalue(L, 1);
+  lua_setfield(L, -2, "attach");
+  return 1;
+}
+
+/* image{...} [, fields], and audio, video, location, file alike: msgId,
+ * subType and resendFlag go on the message, every other key into attach;
+ * the optional second table holds message fields (msgId, ext, ...) */
+static int build_from_fields(lua_State *L) {
+  int code = (int)lua_tointeger(L, lua_upvalueindex(1));
+  lua_settop(L, 2);
+  new_message(L, 2); /* 3: message */
+  lua_pushinteger(L, code);
+  lua_setfield(L, 3, "msgType");
+  if (lua_type(L, 1) != LUA_TTABLE) {
+    lua_pushvalue(L, 1);
+    lua_setfield(L, 3, "attach");
+    return 1;
+  }
+  lua_createtable(L, 0, 8); /* 4: attach */
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    int to_msg = lua_type(L, -2) == LUA_TSTRING && is_msg_field(lua_tostring(L, -2));
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, to_msg ? 3 : 4);
+  }
+  lua_setfield(L, 3, "attach");
+  return 1;
+}
+
+/* --- the rules table, for scripts, docs and the README check --- */
+
+static const char *kind_name(cms_kind k) {
+  switch (k) {
+    case CMS_K_ROOMID: return "roomid";
+    case CMS_K_MSGLIST: return "msglist";
+    case CMS_K_ACCID: return "accid";
+    case CMS_K_ACCIDS: return "accids";
+    case CMS_K_FLAG: return "flag";
+    case CMS_K_INT: return "integer";
+    case CMS_K_POSINT: return "positive integer";
+    case CMS_K_BOOL: return "boolean";
+    case CMS_K_JSON: return "json";
+    case CMS_K_TEXT: return "text";
+  }
+  return "?";
+}
+
+static void push_rule_list(lua_State *L, const cms_rule *r) {
+  int i = 0;
+  lua_newtable(L);
+  for (; r->name; r++) {
+    lua_createtable(L, 0, 7);
+    lua_pushstring(L, r->name);
+    lua_setfield(L, -2, "name");
+    lua_pushstring(L, kind_name(r->kind));
+    lua_setfield(L, -2, "kind");
+    lua_pushboolean(L, r->required);
+    lua_setfield(L, -2, "required");
+    if (r->max_chars) {
+      lua_pushinteger(L, r->max_chars);
+      lua_setfield(L, -2, "max_chars");
+    }
+    if (r->max_items) {
+      lua_pushinteger(L, r->min_items);
+      lua_setfield(L, -2, "min_items");
+      lua_pushinteger(L, r->max_items);
+      lua_setfield(L, -2, "max_items");
+    }
+    lua_pushstring(L, r->doc);
+    lua_setfield(L, -2, "doc");
+    lua_rawseti(L, -2, ++i);
+  }
+}
+
+void lcms_push_rules(lua_State *L) {
+  const cms_msgtype *t;
+  int i = 0;
+  lua_createtable(L, 0, 8);
+  push_rule_list(L, cms_param_rules);
+  lua_setfield(L, -2, "params");
+  push_rule_list(L, cms_msg_rules);
+  lua_setfield(L, -2, "message");
+  lua_newtable(L);
+  for (t = cms_msgtypes; t->name; t++) {
+    lua_createtable(L, 0, 5);
+    lua_pushinteger(L, t->code);
+    lua_setfield(L, -2, "code");
+    lua_pushstring(L, t->name);
+    lua_setfield(L, -2, "name");
+    lua_pushstring(L, t->event_name);
+    lua_setfield(L, -2, "event_name");
+    lua_pushboolean(L, t->attach_json);
+    lua_setfield(L, -2, "attach_json");
+    if (t->fields) {
+      const cms_attach_field *f;
+      int k = 0;
+      lua_newtable(L);
+      for (f = t->fields; f->key; f++) {
+        lua_createtable(L, 0, 3);
+        lua_pushstring(L, f->key);
+        lua_setfield(L, -2, "key");
+        lua_pushstring(L, f->type == CMS_J_STRING ? "string"
+                          : f->type == CMS_J_INTEGER ? "integer" : "number");
+        lua_setfield(L, -2, "type");
+        lua_pushboolean(L, f->required);
+        lua_setfield(L, -2, "required");
+        lua_rawseti(L, -2, ++k);
+      }
+      lua_setfield(L, -2, "attach_fields");
+    }
+    lua_rawseti(L, -2, ++i);
+  }
+  lua_setfield(L, -2, "msgtypes");
+  lua_pushinteger(L, CMS_ACCID_MAX);
+  lua_setfield(L, -2, "accid_max_chars");
+  lua_pushinteger(L, CMS_MAX_NONCE);
+  lua_setfield(L, -2, "nonce_max_chars");
+  lua_pushinteger(L, CMS_CURTIME_WINDOW);
+  lua_setfield(L, -2, "curtime_window");
+  lua_pushinteger(L, CMS_MAX_ANSWER);
+  lua_setfield(L, -2, "max_answer_bytes");
+  lua_pushliteral(L, CMS_API_PATH);
+  lua_setfield(L, -2, "path");
+}
+
+/* commsease.checksum(secret, nonce, curtime) -> lowercase hex SHA1 */
+static int l_checksum(lua_State *L) {
+  size_t n;
+  const char *secret = luaL_checklstring(L, 1, &n);
+  const char *nonce = luaL_checkstring(L, 2);
+  const char *curtime = luaL_checkstring(L, 3);
+  char out[41];
+  if (cms_checksum(secret, n, nonce, curtime, out))
+    return luaL_error(L, "commsease.checksum: libcrypto failed");
+  lua_pushstring(L, out);
+  return 1;
+}
+
+__attribute__((visibility("default"))) int luaopen_commsease(lua_State *L) {
+  static const luaL_Reg funcs[] = {
+    {"new", lcms_new}, {"parse", lcms_parse}, {"checksum", l_checksum}, {NULL, NULL}};
+  static const struct { const char *name; int code; int from_fields; } builders[] = {
+    {"text", 0, 0},  {"tip", 10, 0},     {"custom", 100, 0}, {"image", 1, 1},
+    {"audio", 2, 1}, {"video", 3, 1},    {"location", 4, 1}, {"file", 6, 1},
+    {NULL, 0, 0}};
+  int i;
+  cms_http_global_init();
+  lcms_open_json(L);
+  lcms_open_errors(L);
+  lcms_open_client(L);
+  luaL_newlib(L, funcs);
+  for (i = 0; builders[i].name; i++) {
+    lua_pushinteger(L, builders[i].code);
+    lua_pushcclosure(L, builders[i].from_fields ? build_from_fields : build_with_body, 1);
+    lua_setfield(L, -2, builders[i].name);
+  }
+  lcms_push_rules(L);
+  lua_setfield(L, -2, "rules");
+  lua_pushliteral(L, "commsease " LCMS_VERSION);
+  lua_setfield(L, -2, "_VERSION");
+  return 1;
+}
