@@ -19,7 +19,8 @@ SUDO          ?= $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEB_PACKAGES = lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson \
                lua-busted lua-socket libmicrohttpd-dev libcjson-dev pkg-config
 
-CORE_SRC = src/core/cms_buf.c src/core/cms_rules.c src/core/cms_sign.c src/core/cms_http.c
+CORE_SRC = src/core/cms_buf.c src/core/cms_rules.c src/core/cms_sign.c src/core/cms_http.c \
+           src/core/cms_pace.c
 LUA_SRC  = $(wildcard src/lua/*.c)
 EMU_SRC  = $(wildcard src/emulator/*.c)
 

@@ -6,11 +6,23 @@
 #include <curl/curl.h>
 #include "cms_buf.h"
 #include "cms_http.h"
+#include "cms_pace.h"
 #include "cms_rules.h"
 
 #define LCMS_VERSION "0.1.0"
 #define LCMS_CLIENT_MT "commsease.client"
 #define LCMS_MAX_ENDPOINTS 8
+#define LCMS_MAX_CONCURRENCY 64
+
+/* one transfer of send_all/fanout: its own easy handle (libcurl's multi
+ * interface needs one per transfer), body, headers and answer */
+typedef struct lcms_slot {
+  CURL *easy;
+  cms_http_xfer xfer;
+  cms_buf form;
+  struct curl_slist *headers;
+  int item;                    /* index of the call in flight, 0 = free */
+} lcms_slot;
 
 typedef struct lcms_client {
   CURL *easy;                  /* NULL once closed */
@@ -26,6 +38,10 @@ typedef struct lcms_client {
   cms_buf form;                /* scratch: the form body of the current send */
   cms_http_xfer xfer;          /* scratch: the current transfer */
   struct curl_slist *headers;  /* the current attempt's headers */
+  cms_pace pace;               /* rate limit and 416 penalty, for every call */
+  CURLM *multi;                /* send_all/fanout; created on first use */
+  lcms_slot slots[LCMS_MAX_CONCURRENCY];
+  int n_slots;                 /* slots with an easy handle */
 } lcms_client;
 
 /* registry keys (addresses only, no state) */
@@ -60,7 +76,8 @@ int lcms_encode_params(lua_State *L, int params, CURL *esc, cms_buf *form, cms_v
 
 /* parse an answer; pushes res or nil, err; returns the number of values */
 int lcms_parse_answer(lua_State *L, long status, const char *body, size_t len,
-                      int msgids, const char *request_id, const char *endpoint);
+                      int msgids, const char *request_id, const char *endpoint,
+                      long long *api_code);
 int lcms_parse(lua_State *L);
 
 /* message builders */
@@ -70,5 +87,18 @@ void lcms_push_rules(lua_State *L);
 /* the client class */
 void lcms_open_client(lua_State *L);
 int lcms_new(lua_State *L);
+lcms_client *lcms_check_client(lua_State *L);
+/* fresh Nonce/CurTime/CheckSum and the header list for one attempt */
+int lcms_build_headers(lcms_client *c, struct curl_slist **list, const char *rid);
+int lcms_push_transfer_error(lua_State *L, cms_http_outcome out, const cms_http_xfer *x,
+                             const char *rid, const char *endpoint);
+
+/* send_all, fanout (lcms_multi.c), chunk (lcms_chunk.c) */
+int lcms_send_all(lua_State *L);
+int lcms_fanout(lua_State *L);
+int lcms_chunk(lua_State *L);
+/* chunk the params at idx; pushes calls, plan or returns -1 with e filled */
+int lcms_chunk_params(lua_State *L, int idx, cms_verr *e);
+void lcms_release_slots(lcms_client *c);
 
 #endif

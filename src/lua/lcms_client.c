@@ -11,11 +11,11 @@
 
 static const char *const option_names[] = {
   "appkey", "secret", "endpoint", "endpoints", "timeout", "connect_timeout", "retries",
-  "ca_file", "proxy", NULL};
+  "ca_file", "proxy", "rate_limit", "rate_limit_penalty", NULL};
 
 #define DEFAULT_ENDPOINT "https://api.netease.im/nimserver"
 
-static lcms_client *check_client(lua_State *L) {
+lcms_client *lcms_check_client(lua_State *L) {
   lcms_client *c = luaL_checkudata(L, 1, LCMS_CLIENT_MT);
   if (!c->easy) luaL_error(L, "commsease: this client is closed");
   return c;
@@ -49,7 +49,7 @@ static const char *opt_string(lua_State *L, const char *name, int required, size
   return s;
 }
 
-static double opt_seconds(lua_State *L, const char *name, double def) {
+static double opt_number(lua_State *L, const char *name, double def, double lo, double hi) {
   double v;
   lua_getfield(L, 1, name);
   if (lua_isnil(L, -1)) {
@@ -57,10 +57,11 @@ static double opt_seconds(lua_State *L, const char *name, double def) {
     return def;
   }
   if (lua_type(L, -1) != LUA_TNUMBER)
-    luaL_error(L, "commsease.new: option '%s' must be a number of seconds", name);
+    luaL_error(L, "commsease.new: option '%s' must be a number", name);
   v = (double)lua_tonumber(L, -1);
   lua_pop(L, 1);
-  if (!(v > 0 && v <= 3600)) luaL_error(L, "commsease.new: option '%s' must be in (0, 3600]", name);
+  if (!(v >= lo && v <= hi))
+    luaL_error(L, "commsease.new: option '%s' must be from %g to %g", name, lo, hi);
   return v;
 }
 
@@ -89,7 +90,7 @@ int lcms_new(lua_State *L) {
   size_t appkey_len, secret_len, eps_len[LCMS_MAX_ENDPOINTS], ca_len, proxy_len;
   int n_eps = 0, i, failed = 0;
   long long retries = 1;
-  double timeout, connect_timeout;
+  double timeout, connect_timeout, rate, penalty;
   lcms_client *c;
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
@@ -107,8 +108,10 @@ int lcms_new(lua_State *L) {
   secret = opt_string(L, "secret", 1, &secret_len);
   ca = opt_string(L, "ca_file", 0, &ca_len);
   proxy = opt_string(L, "proxy", 0, &proxy_len);
-  timeout = opt_seconds(L, "timeout", 5);
-  connect_timeout = opt_seconds(L, "connect_timeout", 5);
+  timeout = opt_number(L, "timeout", 5, 0.001, 3600);
+  connect_timeout = opt_number(L, "connect_timeout", 5, 0.001, 3600);
+  rate = opt_number(L, "rate_limit", 100, 0, 1e6);
+  penalty = opt_number(L, "rate_limit_penalty", 10, 0, 3600);
   lua_getfield(L, 1, "retries");
   if (!lua_isnil(L, -1)) {
     int isnum = 0;
@@ -156,6 +159,7 @@ int lcms_new(lua_State *L) {
   cms_buf_init(&c->form, 0);
   cms_buf_init(&c->xfer.answer, CMS_MAX_ANSWER);
   c->retries = (int)retries;
+  cms_pace_init(&c->pace, rate, penalty);
   c->n_endpoints = n_eps;
   c->appkey = dup_trimmed(appkey, appkey_len, "");
   c->secret = malloc(secret_len + 1);
@@ -200,13 +204,15 @@ static int sign(lcms_client *c, sig *s) {
   return cms_checksum(c->secret, c->secret_len, s->nonce, s->curtime, s->checksum);
 }
 
-static int build_headers(lcms_client *c, const sig *s, const char *rid) {
+int lcms_build_headers(lcms_client *c, struct curl_slist **list, const char *rid) {
   char line[512];
   struct curl_slist *h = NULL, *t;
   const char *fixed[] = {"Content-Type: " CMS_CONTENT_TYPE, "Expect:", NULL};
   int i;
-  curl_slist_free_all(c->headers);
-  c->headers = NULL;
+  sig sg, *s = &sg;
+  curl_slist_free_all(*list);
+  *list = NULL;
+  if (sign(c, s)) return -1;
 #define ADD(str) do { t = curl_slist_append(h, str); if (!t) goto oom; h = t; } while (0)
   snprintf(line, sizeof line, "AppKey: %s", c->appkey);
   ADD(line);
@@ -220,11 +226,24 @@ static int build_headers(lcms_client *c, const sig *s, const char *rid) {
   ADD(line);
   for (i = 0; fixed[i]; i++) ADD(fixed[i]);
 #undef ADD
-  c->headers = h;
+  *list = h;
   return 0;
 oom:
   curl_slist_free_all(h);
   return -1;
+}
+
+int lcms_push_transfer_error(lua_State *L, cms_http_outcome out, const cms_http_xfer *x,
+                             const char *rid, const char *endpoint) {
+  if (out == CMS_HTTP_TOO_BIG) {
+    lcms_errinfo ei = {"response", 0, "the answer is over 1 MiB; cut off", NULL, 0, 1, rid,
+                       endpoint};
+    return lcms_push_error(L, &ei);
+  } else {
+    lcms_errinfo ei = {"transport", (long long)x->rc, cms_http_describe(x), NULL,
+                       out != CMS_HTTP_LOCAL, out == CMS_HTTP_AMBIGUOUS, rid, endpoint};
+    return lcms_push_error(L, &ei);
+  }
 }
 
 static int local_error(lua_State *L, const char *msg, const char *rid) {
@@ -234,19 +253,21 @@ static int local_error(lua_State *L, const char *msg, const char *rid) {
 
 /* res, err = client:send(params) */
 static int client_send(lua_State *L) {
-  lcms_client *c = check_client(L);
+  lcms_client *c = lcms_check_client(L);
   cms_verr e;
   char rid[CMS_NONCE_LEN + 1];
-  int attempt = 0, ep = 0;
+  int attempt = 0, ep = 0, nret;
+  long long code = 0;
   cms_http_outcome out;
   lua_settop(L, 2);
   if (lcms_encode_params(L, 2, c->easy, &c->form, &e)) return lcms_push_invalid(L, &e);
   /* stack: self params msgIds */
   if (cms_nonce(rid)) return local_error(L, "no random bytes for a RequestId", NULL);
   for (;;) {
-    sig s;
     CURLcode rc;
-    if (sign(c, &s) || build_headers(c, &s, rid))
+    long wait;
+    while ((wait = cms_pace_take(&c->pace, cms_now_ms())) > 0) cms_sleep_ms(wait);
+    if (lcms_build_headers(c, &c->headers, rid))
       return local_error(L, "could not sign the request (libcrypto or memory failure)", rid);
     rc = cms_http_prepare(c->easy, &c->xfer, c->urls[ep], c->headers, c->form.data, c->form.len);
     if (rc == CURLE_OK) rc = curl_easy_perform(c->easy);
@@ -259,31 +280,21 @@ static int client_send(lua_State *L) {
     }
     break;
   }
-  switch (out) {
-    case CMS_HTTP_OK:
-      return lcms_parse_answer(L, c->xfer.status, c->xfer.answer.data ? c->xfer.answer.data : "",
-                               c->xfer.answer.len, 3, rid, c->endpoints[ep]);
-    case CMS_HTTP_TOO_BIG: {
-      lcms_errinfo ei = {"response", 0, "the answer is over 1 MiB; cut off", NULL, 0, 1, rid,
-                         c->endpoints[ep]};
-      return lcms_push_error(L, &ei);
-    }
-    default: {
-      lcms_errinfo ei = {"transport", (long long)c->xfer.rc, cms_http_describe(&c->xfer), NULL,
-                         out != CMS_HTTP_LOCAL, out == CMS_HTTP_AMBIGUOUS, rid,
-                         c->endpoints[ep]};
-      return lcms_push_error(L, &ei);
-    }
-  }
+  if (out != CMS_HTTP_OK) return lcms_push_transfer_error(L, out, &c->xfer, rid, c->endpoints[ep]);
+  nret = lcms_parse_answer(L, c->xfer.status, c->xfer.answer.data ? c->xfer.answer.data : "",
+                           c->xfer.answer.len, 3, rid, c->endpoints[ep], &code);
+  if (code == 416) cms_pace_penalty(&c->pace, cms_now_ms());
+  return nret;
 }
 
 /* req, err = client:prepare(params) */
 static int client_prepare(lua_State *L) {
-  lcms_client *c = check_client(L);
+  lcms_client *c = lcms_check_client(L);
   cms_verr e;
   sig s;
   char rid[CMS_NONCE_LEN + 1];
   lua_settop(L, 2);
+  /* prepare signs with its own Nonce/CurTime; the caller sends it */
   if (lcms_encode_params(L, 2, c->easy, &c->form, &e)) return lcms_push_invalid(L, &e);
   if (cms_nonce(rid) || sign(c, &s))
     return local_error(L, "could not sign the request (libcrypto failure)", NULL);
@@ -320,6 +331,7 @@ static int client_prepare(lua_State *L) {
 /* the one idempotent close behind close(), __gc and __close */
 static void release(lcms_client *c) {
   int i;
+  lcms_release_slots(c);
   if (c->easy) curl_easy_cleanup(c->easy);
   c->easy = NULL;
   curl_slist_free_all(c->headers);
@@ -364,7 +376,8 @@ static int client_closed(lua_State *L) {
 void lcms_open_client(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"send", client_send}, {"prepare", client_prepare}, {"close", client_close},
-    {"is_closed", client_closed}, {NULL, NULL}};
+    {"is_closed", client_closed}, {"send_all", lcms_send_all}, {"fanout", lcms_fanout},
+    {NULL, NULL}};
   luaL_newmetatable(L, LCMS_CLIENT_MT);
   lua_pushcfunction(L, client_close);
   lua_setfield(L, -2, "__gc");

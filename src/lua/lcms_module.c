@@ -175,7 +175,8 @@ static int l_checksum(lua_State *L) {
 
 __attribute__((visibility("default"))) int luaopen_commsease(lua_State *L) {
   static const luaL_Reg funcs[] = {
-    {"new", lcms_new}, {"parse", lcms_parse}, {"checksum", l_checksum}, {NULL, NULL}};
+    {"new", lcms_new}, {"parse", lcms_parse}, {"checksum", l_checksum},
+    {"chunk", lcms_chunk}, {NULL, NULL}};
   static const struct { const char *name; int code; int from_fields; } builders[] = {
     {"text", 0, 0},  {"tip", 10, 0},     {"custom", 100, 0}, {"image", 1, 1},
     {"audio", 2, 1}, {"video", 3, 1},    {"location", 4, 1}, {"file", 6, 1},

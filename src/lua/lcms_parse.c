@@ -83,9 +83,10 @@ static int collect(lua_State *L, int ans, const char *key, int dst, int is_succe
 }
 
 int lcms_parse_answer(lua_State *L, long status, const char *body, size_t len, int msgids,
-                      const char *request_id, const char *endpoint) {
+                      const char *request_id, const char *endpoint, long long *api_code) {
   int top = lua_gettop(L), ans, res;
   long long code;
+  if (api_code) *api_code = 0;
   if (msgids) msgids = lua_absindex(L, msgids);
   if (status != 200) {
     char msg[96];
@@ -105,6 +106,7 @@ int lcms_parse_answer(lua_State *L, long status, const char *body, size_t len, i
     return fail_response(L, "the answer has no numeric code", request_id, endpoint);
   }
   lua_pop(L, 1);
+  if (api_code) *api_code = code;
   if (code != 200) {
     const char *desc;
     lcms_errinfo ei = {"api", code, NULL, NULL, code_retryable(code), 1, request_id, endpoint};
@@ -159,5 +161,5 @@ int lcms_parse(lua_State *L) {
   const char *body = luaL_checklstring(L, 2, &len);
   if (len > CMS_MAX_ANSWER)
     return fail_response(L, "the answer is over 1 MiB", NULL, NULL);
-  return lcms_parse_answer(L, (long)status, body, len, 0, NULL, NULL);
+  return lcms_parse_answer(L, (long)status, body, len, 0, NULL, NULL, NULL);
 }

@@ -1,0 +1,50 @@
+#include "cms_pace.h"
+#include <errno.h>
+#include <time.h>
+
+long long cms_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void cms_sleep_ms(long ms) {
+  struct timespec ts;
+  if (ms <= 0) return;
+  ts.tv_sec = ms / 1000;
+  ts.tv_nsec = (ms % 1000) * 1000000L;
+  while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {}
+}
+
+void cms_pace_init(cms_pace *p, double rate, double penalty_s) {
+  p->rate = rate > 0 ? rate : 0;
+  p->burst = p->rate / 10 < 1 ? 1 : p->rate / 10;
+  p->tokens = p->burst;
+  p->last_ms = cms_now_ms();
+  p->penalty_ms = (long long)(penalty_s * 1000);
+  p->penalty_until = 0;
+}
+
+long cms_pace_take(cms_pace *p, long long now) {
+  if (now < p->penalty_until) return (long)(p->penalty_until - now);
+  if (p->rate <= 0) return 0;
+  if (now > p->last_ms) {
+    p->tokens += (double)(now - p->last_ms) * p->rate / 1000.0;
+    if (p->tokens > p->burst) p->tokens = p->burst;
+    p->last_ms = now;
+  }
+  if (p->tokens >= 1) {
+    p->tokens -= 1;
+    return 0;
+  }
+  {
+    long wait = (long)((1 - p->tokens) * 1000.0 / p->rate) + 1;
+    return wait < 1 ? 1 : wait;
+  }
+}
+
+void cms_pace_penalty(cms_pace *p, long long now) {
+  p->penalty_until = now + p->penalty_ms;
+  p->tokens = 0;
+  p->last_ms = now + p->penalty_ms;
+}

@@ -1,0 +1,23 @@
+/* cms_pace.h -- a client's pacing: a token bucket of calls per second with a
+ * burst of a tenth of a second's worth, and the service's rate-limit penalty
+ * (after code 416 every call waits until the penalty is over).  No Lua here. */
+#ifndef CMS_PACE_H
+#define CMS_PACE_H
+
+typedef struct cms_pace {
+  double rate;            /* calls per second; 0 = no pacing */
+  double burst, tokens;
+  long long last_ms;
+  long long penalty_ms;   /* length of a penalty */
+  long long penalty_until;
+} cms_pace;
+
+long long cms_now_ms(void);                       /* CLOCK_MONOTONIC, ms */
+void cms_sleep_ms(long ms);
+void cms_pace_init(cms_pace *p, double rate, double penalty_s);
+/* 0: a call may go now (its token is taken); > 0: ms to wait first */
+long cms_pace_take(cms_pace *p, long long now);
+/* a 416 answer arrived at now: every call waits penalty_ms from now */
+void cms_pace_penalty(cms_pace *p, long long now);
+
+#endif
