@@ -1,0 +1,53 @@
+-- common.lua -- what the bench's Lua clients share: the standard request
+-- (10 text messages x 100 recipients), argument parsing, clocks, the RESULT line.
+local socket = require "socket"
+
+local M = {}
+
+M.N_MESSAGES, M.N_RECIPIENTS, M.ROOMID = 10, 100, 765788
+
+-- the params table a caller of client:send builds
+function M.params()
+  local to, ml = {}, {}
+  for i = 1, M.N_RECIPIENTS do to[i] = "p" .. i end
+  for i = 1, M.N_MESSAGES do ml[i] = {msgId = "m" .. i, msgType = 0, attach = "hello"} end
+  return {roomid = M.ROOMID, fromAccid = "bench", toAccids = to, msgList = ml}
+end
+
+-- --key value pairs -> table (numbers converted where they look like one)
+function M.args(argv, defaults)
+  local o = {}
+  for k, v in pairs(defaults) do o[k] = v end
+  local i = 1
+  while i <= #argv do
+    local k = argv[i]:match("^%-%-([%w_%-]+)$")
+    if not k or argv[i + 1] == nil then
+      io.stderr:write("bad argument: ", tostring(argv[i]), "\n")
+      os.exit(2)
+    end
+    local v = argv[i + 1]
+    o[k:gsub("%-", "_")] = math.tointeger(tonumber(v)) or tonumber(v) or v
+    i = i + 2
+  end
+  return o
+end
+
+M.wall = socket.gettime
+M.cpu = os.clock -- CPU time of the whole process (all threads), user + sys
+
+function M.result(name, n, ok, wall, cpu, extra)
+  io.write(string.format("RESULT name=%s n=%d ok=%d wall_s=%.4f reqps=%.1f cpu_us=%.2f%s\n",
+    name, n, ok, wall, wall > 0 and n / wall or 0, cpu * 1e6 / n, extra or ""))
+  io.flush()
+end
+
+-- peak and current resident set of this process, in KiB
+function M.vm(field)
+  local f = io.open("/proc/self/status")
+  if not f then return -1 end
+  local s = f:read("a")
+  f:close()
+  return tonumber(s:match(field .. ":%s*(%d+)")) or -1
+end
+
+return M

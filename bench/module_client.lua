@@ -1,0 +1,92 @@
+-- module_client.lua -- the commsease module under load, one case per process.
+--   lua5.4 bench/module_client.lua --url BASE --mode send|send_all|prepare|rss
+--          [--n N] [--concurrency C] [--appkey K] [--secret S] [--n1 N] [--n2 N]
+-- Prints RESULT lines (see common.lua); send_all without c.send_all prints a
+-- SKIP line.  rss: N1 sends, VmHWM; on to N2 sends in all, VmHWM again.
+package.path = "bench/?.lua;" .. package.path
+package.cpath = "build/?.so;" .. package.cpath
+local common = require "common"
+local commsease = require "commsease"
+
+local o = common.args(arg, {mode = "send", n = 1000, concurrency = 8, appkey = "benchkey",
+  secret = "benchsecret", n1 = 10000, n2 = 100000})
+assert(o.url, "--url is required")
+
+local function new_client()
+  local opts = {appkey = o.appkey, secret = o.secret, endpoint = o.url, timeout = 5, retries = 1,
+    rate_limit = 0}
+  local ok, c = pcall(commsease.new, opts)
+  if not ok and tostring(c):find("unknown option 'rate_limit'", 1, true) then
+    opts.rate_limit = nil
+    c = commsease.new(opts)
+  elseif not ok then
+    error(c)
+  end
+  return c
+end
+
+local c = new_client()
+local p = common.params()
+local N = common.N_MESSAGES
+
+local function full_success(res)
+  if not res or type(res.success) ~= "table" then return false end
+  local k = 0
+  for _ in pairs(res.success) do k = k + 1 end
+  return k == N
+end
+
+-- one warm-up call outside the clock: the connection, the first allocations
+assert(c:send(p))
+
+if o.mode == "send" then
+  local ok = 0
+  local w0, c0 = common.wall(), common.cpu()
+  for _ = 1, o.n do
+    local res = c:send(p)
+    if full_success(res) then ok = ok + 1 end
+  end
+  common.result("lua_send", o.n, ok, common.wall() - w0, common.cpu() - c0)
+elseif o.mode == "send_all" then
+  local name = "lua_send_all_c" .. o.concurrency
+  if c.send_all == nil then
+    print("SKIP name=" .. name .. " reason=client.send_all does not exist in this build")
+    os.exit(0)
+  end
+  local list = {}
+  for i = 1, o.n do list[i] = p end
+  local ok = 0
+  local w0, c0 = common.wall(), common.cpu()
+  local out = c:send_all(list, {concurrency = o.concurrency})
+  for i = 1, o.n do
+    local r = out[i]
+    if r and full_success(r.res) then ok = ok + 1 end
+  end
+  common.result(name, o.n, ok, common.wall() - w0, common.cpu() - c0)
+elseif o.mode == "prepare" then
+  local ok = 0
+  local w0, c0 = common.wall(), common.cpu()
+  for _ = 1, o.n do
+    local req = c:prepare(p)
+    if req and req.body then ok = ok + 1 end
+  end
+  common.result("lua_prepare", o.n, ok, common.wall() - w0, common.cpu() - c0)
+elseif o.mode == "rss" then
+  local ok, done = 0, 0
+  local function run_to(target)
+    while done < target do
+      done = done + 1
+      local res = c:send(p)
+      if full_success(res) then ok = ok + 1 end
+    end
+  end
+  run_to(o.n1)
+  local hwm1, rss1 = common.vm("VmHWM"), common.vm("VmRSS")
+  run_to(o.n2)
+  local hwm2, rss2 = common.vm("VmHWM"), common.vm("VmRSS")
+  print(string.format("RSS n1=%d n2=%d ok=%d hwm1_kib=%d hwm2_kib=%d rss1_kib=%d rss2_kib=%d "
+    .. "lua_kib=%d", o.n1, o.n2, ok, hwm1, hwm2, rss1, rss2, math.floor(collectgarbage("count"))))
+else
+  error("unknown --mode " .. tostring(o.mode))
+end
+c:close()
