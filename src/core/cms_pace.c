@@ -18,7 +18,9 @@ void cms_sleep_ms(long ms) {
 
 void cms_pace_init(cms_pace *p, double rate, double penalty_s) {
   p->rate = rate > 0 ? rate : 0;
-  p->burst = p->rate / 10 < 1 ? 1 : p->rate / 10;
+  p->burst = p->rate / 20 < 1 ? 1 : (double)(long)(p->rate / 20);
+  p->refill = p->rate - p->burst - p->rate / 100;
+  if (p->refill < p->rate / 100) p->refill = p->rate / 100;
   p->tokens = p->burst;
   p->last_ms = cms_now_ms();
   p->penalty_ms = (long long)(penalty_s * 1000);
@@ -29,7 +31,7 @@ long cms_pace_take(cms_pace *p, long long now) {
   if (now < p->penalty_until) return (long)(p->penalty_until - now);
   if (p->rate <= 0) return 0;
   if (now > p->last_ms) {
-    p->tokens += (double)(now - p->last_ms) * p->rate / 1000.0;
+    p->tokens += (double)(now - p->last_ms) * p->refill / 1000.0;
     if (p->tokens > p->burst) p->tokens = p->burst;
     p->last_ms = now;
   }
@@ -38,7 +40,7 @@ long cms_pace_take(cms_pace *p, long long now) {
     return 0;
   }
   {
-    long wait = (long)((1 - p->tokens) * 1000.0 / p->rate) + 1;
+    long wait = (long)((1 - p->tokens) * 1000.0 / p->refill) + 1;
     return wait < 1 ? 1 : wait;
   }
 }

@@ -1,12 +1,18 @@
-/* cms_pace.h -- a client's pacing: a token bucket of calls per second with a
- * burst of a tenth of a second's worth, and the service's rate-limit penalty
- * (after code 416 every call waits until the penalty is over).  No Lua here. */
+/* cms_pace.h -- a client's pacing: a token bucket for `rate` calls per second,
+ * and the service's rate-limit penalty (after code 416 every call waits until
+ * the penalty is over).  No Lua here.
+ *
+ * The service counts calls in a sliding one-second window, so the bucket is
+ * sized to keep every one-second window at or under `rate`: it holds a burst
+ * of rate/20 calls (at least 1) and refills at rate - burst - 1% per second,
+ * the 1% leaving room for network jitter.  For 100 calls/s: bursts of 5,
+ * 94 calls/s sustained, and never more than 100 in any second. */
 #ifndef CMS_PACE_H
 #define CMS_PACE_H
 
 typedef struct cms_pace {
   double rate;            /* calls per second; 0 = no pacing */
-  double burst, tokens;
+  double burst, refill, tokens;
   long long last_ms;
   long long penalty_ms;   /* length of a penalty */
   long long penalty_until;
