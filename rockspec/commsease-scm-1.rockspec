@@ -1,0 +1,67 @@
+-- commsease: CommsEase (NetEase IM) chat-room batch messages to chosen members,
+-- from Lua.  The Makefile is the primary build; this rockspec builds the same
+-- sources with LuaRocks' builtin backend and is checked by rockspec/check.sh.
+rockspec_format = "3.0"
+package = "commsease"
+version = "scm-1"
+
+source = {
+   url = "git+https://github.com/commsease/commsease-lua.git",
+   branch = "main",
+}
+
+description = {
+   summary = "CommsEase (NetEase IM) chat-room batch messages to chosen members",
+   detailed = [[
+A C module for Lua that sends chatroom/batchSendMsgToSomeone.action calls:
+up to 10 messages to up to 100 members of one chat room, validated locally
+against the API's documented rules, signed (AppKey, Nonce, CurTime, CheckSum)
+and sent over one kept-alive libcurl connection per client, with structured
+error values and no automatic replay of requests that may have been sent.
+]],
+   homepage = "https://github.com/commsease/commsease-lua",
+   license = "MIT",
+   labels = { "im", "chat", "netease", "commsease", "http" },
+}
+
+dependencies = {
+   "lua >= 5.1", -- tested on 5.4; 5.1/5.2/LuaJIT build against lua-compat-5.3
+   "lua-cjson",  -- on Debian the package lua-cjson (install with --deps-mode=none)
+}
+
+external_dependencies = {
+   CURL = {
+      header = "curl/curl.h",
+      library = "curl",
+   },
+   OPENSSL = {
+      header = "openssl/evp.h",
+      library = "crypto",
+   },
+}
+
+build = {
+   type = "builtin",
+   modules = {
+      commsease = {
+         sources = {
+            "src/core/cms_buf.c",
+            "src/core/cms_rules.c",
+            "src/core/cms_sign.c",
+            "src/core/cms_http.c",
+            "src/core/cms_pace.c",
+            "src/lua/lcms_chunk.c",
+            "src/lua/lcms_client.c",
+            "src/lua/lcms_encode.c",
+            "src/lua/lcms_error.c",
+            "src/lua/lcms_json.c",
+            "src/lua/lcms_module.c",
+            "src/lua/lcms_multi.c",
+            "src/lua/lcms_parse.c",
+         },
+         incdirs = { "src/core", "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)" },
+         libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
+         libraries = { "curl", "crypto" },
+      },
+   },
+}
