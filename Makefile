@@ -17,7 +17,7 @@ SUDO          ?= $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Debian packages the project needs (make deps installs the missing ones)
 DEB_PACKAGES = lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson \
-               lua-busted lua-socket libmicrohttpd-dev libcjson-dev pkg-config
+               lua-busted lua-socket libmicrohttpd-dev libcjson-dev pkg-config luarocks
 
 CORE_SRC = src/core/cms_buf.c src/core/cms_rules.c src/core/cms_sign.c src/core/cms_http.c \
            src/core/cms_pace.c
@@ -35,7 +35,7 @@ EMU_OBJ  = $(EMU_SRC:%.c=$(BUILD)/%.o)
 MODULE   = $(BUILD)/commsease.so
 EMULATOR = $(BUILD)/commsease-emulator
 
-.PHONY: all deps test test-plain test-asan demo bench lint install clean
+.PHONY: all deps test test-plain test-asan demo bench lint install clean rockspec-check
 
 all: $(MODULE) $(EMULATOR)
 
@@ -70,6 +70,10 @@ deps:
 test: deps
 	$(MAKE) test-plain
 	$(MAKE) test-asan
+	$(MAKE) rockspec-check
+
+rockspec-check:
+	LUA=$(LUA) LUA_VERSION=$(LUA_VERSION) rockspec/check.sh
 
 test-plain: all
 	COMMSEASE_BUILD=$(BUILD) $(BUSTED)

@@ -52,6 +52,7 @@ build = {
             "src/core/cms_pace.c",
             "src/lua/lcms_chunk.c",
             "src/lua/lcms_client.c",
+            "src/lua/lcms_compat.c",
             "src/lua/lcms_encode.c",
             "src/lua/lcms_error.c",
             "src/lua/lcms_json.c",
