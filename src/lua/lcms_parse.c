@@ -45,6 +45,15 @@ static int collect(lua_State *L, int ans, const char *key, int dst, int is_succe
   }
   if (lua_type(L, -1) != LUA_TTABLE) return -1;
   n = (size_t)lua_rawlen(L, -1);
+  {
+    size_t keys = 0; /* an array, not an object */
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+      lua_pop(L, 1);
+      keys++;
+    }
+    if (keys != n) return -1;
+  }
   for (i = 1; i <= n; i++) {
     int entry;
     lua_rawgeti(L, -1, (lua_Integer)i);
