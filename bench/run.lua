@@ -44,7 +44,8 @@ do
   if not ok then fail("could not build the bench's C programs:\n" .. out) end
 end
 
--- --- servers: started in the background, stopped by pid ---
+-- --- servers: started in the background under coreutils timeout (so they end even
+-- if this script is killed), stopped by pid ---
 local servers = {}
 local function start_server(label, cmd)
   local log = os.tmpname()
@@ -146,7 +147,7 @@ print(string.format("commsease bench: %d cores, load %s; N=%d (pure-Lua sends %d
 
 local ok_main, err_main = pcall(function()
   local url = start_server("fixed server",
-    "bench/build/fixed_server --port 0 --threads 2 --max-seconds 900")
+    "timeout 900 bench/build/fixed_server --port 0 --threads 2 --max-seconds 900")
   local api = url .. "/chatroom/batchSendMsgToSomeone.action"
 
   -- the servers' ceilings with wrk
@@ -157,7 +158,7 @@ local ok_main, err_main = pcall(function()
   if emu then
     emu:close()
     local eurl = start_server("emulator", string.format(
-      "build/commsease-emulator --port 0 --rate-limit 0 --inbox-max 100 --appkey %s --secret %s", APPKEY, SECRET))
+      "timeout 300 build/commsease-emulator --port 0 --rate-limit 0 --inbox-max 100 --appkey %s --secret %s", APPKEY, SECRET))
     local ec, ereq = prepared(eurl)
     local res, err = ec:send(common.params())
     if not res then
