@@ -60,8 +60,11 @@ static double opt_number(lua_State *L, const char *name, double def, double lo, 
     luaL_error(L, "commsease.new: option '%s' must be a number", name);
   v = (double)lua_tonumber(L, -1);
   lua_pop(L, 1);
-  if (!(v >= lo && v <= hi))
-    luaL_error(L, "commsease.new: option '%s' must be from %g to %g", name, lo, hi);
+  if (!(v >= lo && v <= hi)) {
+    char range[64];
+    snprintf(range, sizeof range, "from %g to %g", lo, hi);
+    luaL_error(L, "commsease.new: option '%s' must be %s", name, range);
+  }
   return v;
 }
 
