@@ -50,6 +50,7 @@ build = {
             "src/core/cms_sign.c",
             "src/core/cms_http.c",
             "src/core/cms_pace.c",
+            "src/core/cms_form.c",
             "src/lua/lcms_chunk.c",
             "src/lua/lcms_client.c",
             "src/lua/lcms_compat.c",

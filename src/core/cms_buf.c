@@ -66,6 +66,11 @@ int cms_buf_printf(cms_buf *b, const char *fmt, ...) {
   return 0;
 }
 
+char *cms_buf_reserve(cms_buf *b, size_t n) {
+  if (reserve(b, n)) return NULL;
+  return b->data + b->len;
+}
+
 const char *cms_buf_cstr(cms_buf *b) {
   if (!b->data || b->oom) return "";
   return b->data;

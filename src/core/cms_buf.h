@@ -21,5 +21,8 @@ int cms_buf_addc(cms_buf *b, char c);
 int cms_buf_printf(cms_buf *b, const char *fmt, ...)
   __attribute__((format(printf, 2, 3)));
 const char *cms_buf_cstr(cms_buf *b);                 /* NUL-terminated view, or "" on OOM */
+/* room for n more bytes (and a NUL): returns where to write them, or NULL;
+ * the writer then sets len itself */
+char *cms_buf_reserve(cms_buf *b, size_t n);
 
 #endif

@@ -146,6 +146,29 @@ static int check_text(const cms_rule *r, const char *path, const char *s, size_t
   return 0;
 }
 
+/* 1 for the bytes an accid may hold */
+static const unsigned char accid_chars[256] = {
+  ['_'] = 1, ['@'] = 1, ['.'] = 1, ['-'] = 1,
+  ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+  ['8'] = 1, ['9'] = 1,
+  ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
+  ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
+  ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+  ['Y'] = 1, ['Z'] = 1,
+  ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
+  ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
+  ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+  ['y'] = 1, ['z'] = 1,
+};
+
+int cms_accid_valid(const char *s, size_t n) {
+  size_t i;
+  if (n == 0 || n > CMS_ACCID_MAX) return 0;
+  for (i = 0; i < n; i++)
+    if (!accid_chars[(unsigned char)s[i]]) return 0;
+  return 1;
+}
+
 int cms_check_accid(const char *path, const char *s, size_t n, cms_verr *e) {
   size_t i;
   if (n == 0) return cms_verr_set(e, path, "%s is empty; an accid has 1 to %d characters", path,
@@ -154,9 +177,7 @@ int cms_check_accid(const char *path, const char *s, size_t n, cms_verr *e) {
     return cms_verr_set(e, path, "%s is %zu characters long; an accid has at most %d", path,
                         n, CMS_ACCID_MAX);
   for (i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-          c == '_' || c == '@' || c == '.' || c == '-'))
+    if (!accid_chars[(unsigned char)s[i]])
       return cms_verr_set(e, path,
                           "%s has a character that an accid may not hold (byte %zu); "
                           "allowed: letters, digits, _ @ . -", path, i + 1);
@@ -206,28 +227,49 @@ int cms_check_count(const cms_rule *r, size_t count, cms_verr *e) {
   return 0;
 }
 
+/* a failure of msgList[index].field: the path is formatted only now */
+static int msg_fail(cms_verr *e, int index, const char *field, const char *fmt, ...)
+  __attribute__((format(printf, 4, 5)));
+static int msg_fail(cms_verr *e, int index, const char *field, const char *fmt, ...) {
+  char path[96], rest[256];
+  va_list ap;
+  snprintf(path, sizeof path, "msgList[%d].%s", index, field);
+  va_start(ap, fmt);
+  vsnprintf(rest, sizeof rest, fmt, ap);
+  va_end(ap);
+  return cms_verr_set(e, path, "%s %s", path, rest);
+}
+
+static int msg_text(const cms_rule *r, int index, const char *s, size_t n, cms_verr *e) {
+  long units = cms_utf16_len(s, n);
+  if (units < 0) return msg_fail(e, index, r->name, "is not valid UTF-8");
+  if (r->max_chars && (unsigned long)units > r->max_chars)
+    return msg_fail(e, index, r->name, "is %ld characters long; at most %u allowed", units,
+                    r->max_chars);
+  return 0;
+}
+
+/* cms_msg_rules in its fixed order */
+#define R_MSGID (&cms_msg_rules[0])
+#define R_TYPE (&cms_msg_rules[1])
+#define R_ATTACH (&cms_msg_rules[2])
+#define R_EXT (&cms_msg_rules[3])
+
 int cms_check_msg(const cms_msg_view *m, int index, cms_verr *e) {
-  char path[96];
-  const cms_rule *r;
-#define P(f) (snprintf(path, sizeof path, "msgList[%d].%s", index, f), path)
-  r = cms_msg_rule("msgId");
-  if (!m->msgId) return cms_verr_set(e, P("msgId"), "%s is missing; %s", path, r->doc);
-  if (m->msgId_len == 0) return cms_verr_set(e, P("msgId"), "%s is empty; %s", path, r->doc);
-  if (check_text(r, P("msgId"), m->msgId, m->msgId_len, e)) return -1;
-  r = cms_msg_rule("msgType");
-  if (!m->has_msgType) return cms_verr_set(e, P("msgType"), "%s is missing; one of %s", path, r->doc);
+  if (!m->msgId) return msg_fail(e, index, "msgId", "is missing; %s", R_MSGID->doc);
+  if (m->msgId_len == 0) return msg_fail(e, index, "msgId", "is empty; %s", R_MSGID->doc);
+  if (msg_text(R_MSGID, index, m->msgId, m->msgId_len, e)) return -1;
+  if (!m->has_msgType) return msg_fail(e, index, "msgType", "is missing; one of %s", R_TYPE->doc);
   if (!cms_msgtype_by_code(m->msgType))
-    return cms_verr_set(e, P("msgType"), "%s is %lld; allowed: %s", path, m->msgType, r->doc);
-  r = cms_msg_rule("attach");
-  if (!m->attach) return cms_verr_set(e, P("attach"), "%s is missing; %s", path, r->doc);
-  if (m->attach_len == 0) return cms_verr_set(e, P("attach"), "%s is empty; %s", path, r->doc);
-  if (check_text(r, P("attach"), m->attach, m->attach_len, e)) return -1;
-  if (m->ext && check_text(cms_msg_rule("ext"), P("ext"), m->ext, m->ext_len, e)) return -1;
+    return msg_fail(e, index, "msgType", "is %lld; allowed: %s", m->msgType, R_TYPE->doc);
+  if (!m->attach) return msg_fail(e, index, "attach", "is missing; %s", R_ATTACH->doc);
+  if (m->attach_len == 0) return msg_fail(e, index, "attach", "is empty; %s", R_ATTACH->doc);
+  if (msg_text(R_ATTACH, index, m->attach, m->attach_len, e)) return -1;
+  if (m->ext && msg_text(R_EXT, index, m->ext, m->ext_len, e)) return -1;
   if (m->has_subType && m->subType <= 0)
-    return cms_verr_set(e, P("subType"), "%s is %lld; it must be an integer > 0", path, m->subType);
+    return msg_fail(e, index, "subType", "is %lld; it must be an integer > 0", m->subType);
   if (m->has_resendFlag && m->resendFlag != 0 && m->resendFlag != 1)
-    return cms_verr_set(e, P("resendFlag"), "%s is %lld; it must be 0 or 1", path, m->resendFlag);
-#undef P
+    return msg_fail(e, index, "resendFlag", "is %lld; it must be 0 or 1", m->resendFlag);
   return 0;
 }
 

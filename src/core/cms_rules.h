@@ -91,6 +91,7 @@ int cms_parse_int64(const char *s, size_t n, long long *out);
 int cms_check_value(const cms_rule *r, const char *path, const char *s, size_t n,
                     cms_verr *e);
 int cms_check_accid(const char *path, const char *s, size_t n, cms_verr *e);
+int cms_accid_valid(const char *s, size_t n);     /* the same test, no message: 1 ok */
 /* list sizes for MSGLIST and ACCIDS */
 int cms_check_count(const cms_rule *r, size_t count, cms_verr *e);
 

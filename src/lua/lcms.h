@@ -71,8 +71,8 @@ int lcms_json_decode(lua_State *L, const char *s, size_t n);
 
 /* params -> form body.  On success the form is in form, the msgIds list is
  * pushed (one value) and 0 returned; on a validation failure e is filled, the
- * stack is as on entry and -1 returned.  percent-encodes with curl. */
-int lcms_encode_params(lua_State *L, int params, CURL *esc, cms_buf *form, cms_verr *e);
+ * stack is as on entry and -1 returned. */
+int lcms_encode_params(lua_State *L, int params, cms_buf *form, cms_verr *e);
 
 /* parse an answer; pushes res or nil, err; returns the number of values */
 int lcms_parse_answer(lua_State *L, long status, const char *body, size_t len,

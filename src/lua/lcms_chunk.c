@@ -202,7 +202,7 @@ int lcms_chunk_params(lua_State *L, int idx, cms_verr *e) {
       lua_rawseti(L, plan_calls, ++i);
       /* validate the first call of each batch in full (the others differ
        * only in recipients, checked above) */
-      if (g == 1 && lcms_encode_params(L, call, NULL, &probe, e)) {
+      if (g == 1 && lcms_encode_params(L, call, &probe, e)) {
         cms_buf_free(&probe);
         renumber(e->field, sizeof e->field, (int)first - 1);
         renumber(e->message, sizeof e->message, (int)first - 1);

@@ -263,7 +263,7 @@ static int client_send(lua_State *L) {
   long long code = 0;
   cms_http_outcome out;
   lua_settop(L, 2);
-  if (lcms_encode_params(L, 2, c->easy, &c->form, &e)) return lcms_push_invalid(L, &e);
+  if (lcms_encode_params(L, 2, &c->form, &e)) return lcms_push_invalid(L, &e);
   /* stack: self params msgIds */
   if (cms_nonce(rid)) return local_error(L, "no random bytes for a RequestId", NULL);
   for (;;) {
@@ -298,7 +298,7 @@ static int client_prepare(lua_State *L) {
   char rid[CMS_NONCE_LEN + 1];
   lua_settop(L, 2);
   /* prepare signs with its own Nonce/CurTime; the caller sends it */
-  if (lcms_encode_params(L, 2, c->easy, &c->form, &e)) return lcms_push_invalid(L, &e);
+  if (lcms_encode_params(L, 2, &c->form, &e)) return lcms_push_invalid(L, &e);
   if (cms_nonce(rid) || sign(c, &s))
     return local_error(L, "could not sign the request (libcrypto failure)", NULL);
   lua_createtable(L, 0, 6);

@@ -1,37 +1,49 @@
 /* lcms_encode.c -- a Lua params table -> the validated, percent-encoded form
- * body of one batchSendMsgToSomeone call.  Every check comes from the rules
- * table in src/core/cms_rules.c; this file only turns Lua values into wire
- * values and wire values into the form. */
-#include <limits.h>
+ * body of one batchSendMsgToSomeone call.
+ *
+ * Every check comes from the rules table in src/core/cms_rules.c; this file
+ * turns Lua values into wire values and writes them into the form.  msgList
+ * and toAccids have a fixed shape (objects of strings and integers, a list of
+ * strings), so they are written as JSON straight into the form
+ * (src/core/cms_form.c); tables that callers hand over for attach, ext and the
+ * moderation options are encoded by lua-cjson.  Paths of offending fields
+ * ("msgList[2].attach.url") are formatted only when something is wrong. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include "lcms.h"
+#include "cms_form.h"
 #include "cms_sign.h"
 
 typedef struct enc {
   lua_State *L;
-  CURL *esc;
   cms_buf *form;
   cms_verr *e;
   int params;
 } enc;
 
-static int add_field(enc *x, const char *name, const char *v, size_t n) {
-  char *q;
-  if (n > INT_MAX) return cms_verr_set(x->e, name, "%s is too large to send", name);
-  if (x->form->len) cms_buf_addc(x->form, '&');
-  cms_buf_adds(x->form, name);
-  cms_buf_addc(x->form, '=');
-  q = curl_easy_escape(x->esc, v, (int)n);
-  if (!q) return cms_verr_set(x->e, name, "out of memory while encoding %s", name);
-  cms_buf_adds(x->form, q);
-  curl_free(q);
-  if (x->form->oom) return cms_verr_set(x->e, name, "out of memory while encoding %s", name);
-  return 0;
+/* where a value sits: a parameter (index 0) or a field of msgList[index] */
+typedef struct fpath {
+  int index;
+  const char *field;
+} fpath;
+
+static const char *path_of(fpath p, char *buf, size_t len) {
+  if (p.index) snprintf(buf, len, "msgList[%d].%s", p.index, p.field);
+  else snprintf(buf, len, "%s", p.field);
+  return buf;
 }
 
-static const char *typename_at(lua_State *L, int idx) { return luaL_typename(L, idx); }
+#define FAIL(x, p, ...)                                              \
+  do {                                                               \
+    char path_[96];                                                  \
+    path_of((p), path_, sizeof path_);                               \
+    return cms_verr_set((x)->e, path_, __VA_ARGS__);                 \
+  } while (0)
+
+static int oom(enc *x, const char *what) {
+  return cms_verr_set(x->e, what, "out of memory while encoding %s", what);
+}
 
 static int get_integer(lua_State *L, int idx, long long *out) {
   int isnum = 0;
@@ -43,8 +55,8 @@ static int get_integer(lua_State *L, int idx, long long *out) {
   return 0;
 }
 
-/* every key of table t must name a rule */
-static int check_keys(enc *x, int t, const cms_rule *rules, const char *where) {
+/* every key of table t must name a rule (index 0: params, else msgList[index]) */
+static int check_keys(enc *x, int t, const cms_rule *rules, int index) {
   lua_State *L = x->L;
   lua_pushnil(L);
   while (lua_next(L, t)) {
@@ -52,20 +64,22 @@ static int check_keys(enc *x, int t, const cms_rule *rules, const char *where) {
     const cms_rule *r;
     lua_pop(L, 1);
     if (lua_type(L, -1) != LUA_TSTRING) {
-      lua_pop(L, 1);
-      return cms_verr_set(x->e, where ? where : "params", "%s has a %s key; only named fields "
-                          "are allowed", where ? where : "params", typename_at(L, -1));
+      char where[32];
+      if (index) snprintf(where, sizeof where, "msgList[%d]", index);
+      else snprintf(where, sizeof where, "params");
+      return cms_verr_set(x->e, where, "%s has a %s key; only named fields are allowed", where,
+                          luaL_typename(L, -1));
     }
     k = lua_tostring(L, -1);
     for (r = rules; r->name; r++)
-      if (strcmp(r->name, k) == 0) break;
+      if (r->name[0] == k[0] && strcmp(r->name, k) == 0) break;
     if (!r->name) {
+      fpath p = {index, k};
       char path[160];
-      if (where) snprintf(path, sizeof path, "%s.%s", where, k);
-      else snprintf(path, sizeof path, "%s", k);
+      path_of(p, path, sizeof path);
       lua_pop(L, 1);
       return cms_verr_set(x->e, path, "%s is not a field of %s; check its spelling (API.md "
-                          "names)", path, where ? "a message" : "batchSendMsgToSomeone");
+                          "names)", path, index ? "a message" : "batchSendMsgToSomeone");
     }
   }
   return 0;
@@ -116,71 +130,71 @@ static cms_jtype tget(void *obj, const char *key, const char **s, size_t *n, dou
   return t;
 }
 
-/* The JSON-typed value on top of the stack (a string of JSON text, or a table
- * to encode) is replaced by its JSON text; want_object demands an object or
- * array; if decoded is not NULL the decoded/original table is left below the
- * text (or nil).  path names the field in messages. */
-static int json_value(enc *x, const char *path, int want_object, int keep_table) {
+/* The JSON-typed value on top of the stack (JSON text, or a table to encode)
+ * is replaced by its JSON text.  want_object: the text must hold an object or
+ * an array.  keep_table: the table (given, or decoded from the text) is left
+ * just below the text. */
+static int json_value(enc *x, fpath p, int want_object, int keep_table) {
   lua_State *L = x->L;
   int v = lua_gettop(L);
   if (lua_type(L, v) == LUA_TTABLE) {
     if (keep_table) lua_pushvalue(L, v);
     if (lcms_json_encode(L, v)) {
       const char *why = lua_tostring(L, -1);
+      char path[96];
+      path_of(p, path, sizeof path);
       return cms_verr_set(x->e, path, "%s cannot be encoded as JSON: %s", path,
                           why ? why : "unknown reason");
     }
   } else if (lua_type(L, v) == LUA_TSTRING) {
     size_t n;
     const char *s = lua_tolstring(L, v, &n);
-    if (cms_utf16_len(s, n) < 0) return cms_verr_set(x->e, path, "%s is not valid UTF-8", path);
+    if (cms_utf16_len(s, n) < 0) FAIL(x, p, "%s is not valid UTF-8", path_);
     if (lcms_json_decode(L, s, n)) {
       const char *why = lua_tostring(L, -1);
+      char path[96];
+      path_of(p, path, sizeof path);
       return cms_verr_set(x->e, path, "%s is not valid JSON text (%s)", path,
                           why ? why : "decode failed");
     }
-    if (want_object && lua_type(L, -1) != LUA_TTABLE)
-      return cms_verr_set(x->e, path, "%s must be a JSON object", path);
+    if (want_object && lua_type(L, -1) != LUA_TTABLE) FAIL(x, p, "%s must be a JSON object", path_);
     if (!keep_table) lua_pop(L, 1);
     lua_pushvalue(L, v);
   } else {
-    return cms_verr_set(x->e, path, "%s must be JSON text (a string) or a table, not a %s",
-                        path, typename_at(L, v));
+    FAIL(x, p, "%s must be JSON text (a string) or a table, not a %s", path_, luaL_typename(L, v));
   }
-  /* stack: v [table] text -> [table] text */
-  lua_remove(L, v);
+  lua_remove(L, v); /* [table] text */
   return 0;
 }
 
-static int encode_msg(enc *x, int m, int i, int out, int ids, cms_msg_view *v) {
+/* msgList[i] at m: checked, then written as one JSON object of the form */
+static int encode_msg(enc *x, int m, int i, int ids, cms_msg_view *v) {
   lua_State *L = x->L;
-  char where[32], path[64];
   const cms_msgtype *t = NULL;
-  int om;
+  int top = lua_gettop(L);
   long long n;
-  snprintf(where, sizeof where, "msgList[%d]", i);
-  if (lua_type(L, m) != LUA_TTABLE)
+  fpath p = {i, NULL};
+#define AT(f) (p.field = (f), p)
+  if (lua_type(L, m) != LUA_TTABLE) {
+    char where[32];
+    snprintf(where, sizeof where, "msgList[%d]", i);
     return cms_verr_set(x->e, where, "%s must be a message table, not a %s", where,
-                        typename_at(L, m));
-  if (check_keys(x, m, cms_msg_rules, where)) return -1;
+                        luaL_typename(L, m));
+  }
+  if (check_keys(x, m, cms_msg_rules, i)) return -1;
   memset(v, 0, sizeof *v);
-  lua_createtable(L, 0, 6);
-  om = lua_gettop(L);
-#define P(f) (snprintf(path, sizeof path, "%s.%s", where, f), path)
-  /* msgId: the caller's, or a fresh UUID */
+  /* top+1: msgId, the caller's or a fresh UUID */
   lua_getfield(L, m, "msgId");
   if (lua_isnil(L, -1)) {
     char u[37];
     lua_pop(L, 1);
-    if (cms_uuid4(u)) return cms_verr_set(x->e, P("msgId"), "no random bytes for a msgId");
+    if (cms_uuid4(u)) FAIL(x, AT("msgId"), "%s: no random bytes for a msgId", path_);
     lua_pushstring(L, u);
   } else if (lua_type(L, -1) != LUA_TSTRING) {
-    return cms_verr_set(x->e, P("msgId"), "%s must be a string, not a %s", path,
-                        typename_at(L, -1));
+    FAIL(x, AT("msgId"), "%s must be a string, not a %s", path_, luaL_typename(L, -1));
   }
-  v->msgId = lua_tolstring(L, -1, &v->msgId_len);
-  lua_pushvalue(L, -1);
-  lua_setfield(L, om, "msgId");
+  v->msgId = lua_tolstring(L, top + 1, &v->msgId_len);
+  lua_pushvalue(L, top + 1);
   lua_rawseti(L, ids, i);
   /* msgType: an integer or a name */
   lua_getfield(L, m, "msgType");
@@ -189,8 +203,8 @@ static int encode_msg(enc *x, int m, int i, int out, int ids, cms_msg_view *v) {
     const char *name = lua_tolstring(L, -1, &len);
     t = cms_msgtype_by_name(name, len);
     if (!t)
-      return cms_verr_set(x->e, P("msgType"), "%s is \"%.32s\"; allowed: %s", path, name,
-                          cms_msg_rule("msgType")->doc);
+      FAIL(x, AT("msgType"), "%s is \"%.32s\"; allowed: %s", path_, name,
+           cms_msg_rule("msgType")->doc);
     v->has_msgType = 1;
     v->msgType = t->code;
   } else if (!get_integer(L, -1, &n)) {
@@ -198,54 +212,41 @@ static int encode_msg(enc *x, int m, int i, int out, int ids, cms_msg_view *v) {
     v->msgType = n;
     t = cms_msgtype_by_code(n);
   } else if (!lua_isnil(L, -1)) {
-    return cms_verr_set(x->e, P("msgType"), "%s must be an integer or a type name, not a %s",
-                        path, typename_at(L, -1));
+    FAIL(x, AT("msgType"), "%s must be an integer or a type name, not a %s", path_,
+         luaL_typename(L, -1));
   }
   lua_pop(L, 1);
-  if (v->has_msgType) {
-    lua_pushinteger(L, (lua_Integer)v->msgType);
-    lua_setfield(L, om, "msgType");
-  }
-  /* attach: text, or JSON (text or a table) checked against the type's schema */
+  /* top+2: attach, as text; JSON types are checked against their schema */
   lua_getfield(L, m, "attach");
   if (!lua_isnil(L, -1) && t) {
     if (t->attach_json) {
       tref r;
-      if (json_value(x, P("attach"), t->attach_object, 1)) return -1;
+      if (json_value(x, AT("attach"), t->attach_object, 1)) return -1;
       r.L = L;
       r.idx = lua_gettop(L) - 1;
       if (t->fields && cms_check_attach_fields(t, i, tget, &r, x->e)) return -1;
       lua_remove(L, -2);
     } else if (lua_type(L, -1) != LUA_TSTRING) {
-      return cms_verr_set(x->e, P("attach"), "%s must be a string for a %s message, not a %s",
-                          path, t->name, typename_at(L, -1));
+      FAIL(x, AT("attach"), "%s must be a string for a %s message, not a %s", path_, t->name,
+           luaL_typename(L, -1));
     }
-    v->attach = lua_tolstring(L, -1, &v->attach_len);
-    lua_setfield(L, om, "attach");
-  } else {
-    lua_pop(L, 1);
+    v->attach = lua_tolstring(L, top + 2, &v->attach_len);
   }
-  /* ext: JSON text or a table */
+  /* top+3: ext, JSON text or a table */
   lua_getfield(L, m, "ext");
   if (!lua_isnil(L, -1)) {
-    if (json_value(x, P("ext"), 0, 0)) return -1;
-    v->ext = lua_tolstring(L, -1, &v->ext_len);
-    lua_setfield(L, om, "ext");
-  } else {
-    lua_pop(L, 1);
+    if (json_value(x, AT("ext"), 0, 0)) return -1;
+    v->ext = lua_tolstring(L, top + 3, &v->ext_len);
   }
   /* subType */
   lua_getfield(L, m, "subType");
   if (!lua_isnil(L, -1)) {
     if (get_integer(L, -1, &n))
-      return cms_verr_set(x->e, P("subType"), "%s must be an integer > 0, not a %s", path,
-                          typename_at(L, -1));
+      FAIL(x, AT("subType"), "%s must be an integer > 0, not a %s", path_, luaL_typename(L, -1));
     v->has_subType = 1;
     v->subType = n;
-    lua_setfield(L, om, "subType");
-  } else {
-    lua_pop(L, 1);
   }
+  lua_pop(L, 1);
   /* resendFlag: 0/1 or a boolean */
   lua_getfield(L, m, "resendFlag");
   if (lua_isboolean(L, -1)) {
@@ -255,75 +256,99 @@ static int encode_msg(enc *x, int m, int i, int out, int ids, cms_msg_view *v) {
     v->has_resendFlag = 1;
     v->resendFlag = n;
   } else if (!lua_isnil(L, -1)) {
-    return cms_verr_set(x->e, P("resendFlag"), "%s must be 0, 1 or a boolean, not a %s", path,
-                        typename_at(L, -1));
+    FAIL(x, AT("resendFlag"), "%s must be 0, 1 or a boolean, not a %s", path_,
+         luaL_typename(L, -1));
   }
   lua_pop(L, 1);
-  if (v->has_resendFlag) {
-    lua_pushinteger(L, (lua_Integer)v->resendFlag);
-    lua_setfield(L, om, "resendFlag");
-  }
-#undef P
+#undef AT
   if (cms_check_msg(v, i, x->e)) return -1;
-  lua_rawseti(L, out, i);
+  /* {"msgId":...,"msgType":N,"attach":...[,"ext":...][,"subType":N][,"resendFlag":N]} */
+  {
+    cms_buf *f = x->form;
+    if (i > 1) cms_form_lit(f, ",");
+    cms_form_lit(f, "{\"msgId\":");
+    cms_form_json_string(f, v->msgId, v->msgId_len);
+    cms_form_lit(f, ",\"msgType\":");
+    cms_form_int(f, v->msgType);
+    cms_form_lit(f, ",\"attach\":");
+    cms_form_json_string(f, v->attach, v->attach_len);
+    if (v->ext) {
+      cms_form_lit(f, ",\"ext\":");
+      cms_form_json_string(f, v->ext, v->ext_len);
+    }
+    if (v->has_subType) {
+      cms_form_lit(f, ",\"subType\":");
+      cms_form_int(f, v->subType);
+    }
+    if (v->has_resendFlag) {
+      cms_form_lit(f, ",\"resendFlag\":");
+      cms_form_int(f, v->resendFlag);
+    }
+    if (cms_form_lit(f, "}")) return oom(x, "msgList");
+  }
+  lua_settop(L, top);
   return 0;
 }
 
-/* msgList at the top -> its JSON text at the top */
+/* msgList at the top: written into the form */
 static int encode_msglist(enc *x, const cms_rule *r, int ids) {
   lua_State *L = x->L;
-  int list = lua_gettop(L), out, i;
+  int list = lua_gettop(L), i;
   size_t n;
   cms_msg_view views[16];
   if (lua_type(L, list) != LUA_TTABLE)
     return cms_verr_set(x->e, r->name, "msgList must be a list of messages, not a %s",
-                        typename_at(L, list));
+                        luaL_typename(L, list));
   if (seq_len(L, list, &n))
     return cms_verr_set(x->e, r->name, "msgList must be a list (keys 1..n, no holes)");
   if (cms_check_count(r, n, x->e)) return -1;
-  lua_createtable(L, (int)n, 0);
-  out = lua_gettop(L);
+  cms_form_key(x->form, r->name);
+  cms_form_lit(x->form, "[");
   for (i = 1; i <= (int)n; i++) {
-    int top = lua_gettop(L);
     lua_rawgeti(L, list, i);
-    if (encode_msg(x, top + 1, i, out, ids, &views[i - 1])) return -1;
-    lua_settop(L, top);
+    if (encode_msg(x, list + 1, i, ids, &views[i - 1])) return -1;
+    lua_settop(L, list);
   }
+  /* the msgIds stay alive in the ids list */
   if (cms_check_unique_msgids(views, (int)n, x->e)) return -1;
-  if (lcms_json_encode(L, out))
-    return cms_verr_set(x->e, r->name, "msgList cannot be encoded as JSON: %s",
-                        lua_tostring(L, -1));
-  lua_replace(L, list);
-  lua_settop(L, list);
+  if (cms_form_lit(x->form, "]")) return oom(x, r->name);
   return 0;
 }
 
+/* toAccids at the top: written into the form */
 static int encode_accids(enc *x, const cms_rule *r) {
   lua_State *L = x->L;
   int list = lua_gettop(L), i;
   size_t n;
-  char path[32];
   if (lua_type(L, list) != LUA_TTABLE)
     return cms_verr_set(x->e, r->name, "toAccids must be a list of accids, not a %s",
-                        typename_at(L, list));
+                        luaL_typename(L, list));
   if (seq_len(L, list, &n))
     return cms_verr_set(x->e, r->name, "toAccids must be a list (keys 1..n, no holes)");
   if (cms_check_count(r, n, x->e)) return -1;
+  cms_form_key(x->form, r->name);
+  cms_form_lit(x->form, "[");
   for (i = 1; i <= (int)n; i++) {
     size_t len;
     const char *s;
-    snprintf(path, sizeof path, "toAccids[%d]", i);
     lua_rawgeti(L, list, i);
-    if (lua_type(L, -1) != LUA_TSTRING)
+    if (lua_type(L, -1) != LUA_TSTRING) {
+      char path[32];
+      snprintf(path, sizeof path, "toAccids[%d]", i);
       return cms_verr_set(x->e, path, "%s must be a string (an accid), not a %s", path,
-                          typename_at(L, -1));
+                          luaL_typename(L, -1));
+    }
     s = lua_tolstring(L, -1, &len);
-    if (cms_check_accid(path, s, len, x->e)) return -1;
+    if (!cms_accid_valid(s, len)) {
+      char path[32];
+      snprintf(path, sizeof path, "toAccids[%d]", i);
+      return cms_check_accid(path, s, len, x->e);
+    }
+    if (i > 1) cms_form_lit(x->form, ",");
+    cms_form_json_string(x->form, s, len);
     lua_pop(L, 1);
   }
-  if (lcms_json_encode(L, list))
-    return cms_verr_set(x->e, r->name, "toAccids cannot be encoded: %s", lua_tostring(L, -1));
-  lua_replace(L, list);
+  if (cms_form_lit(x->form, "]")) return oom(x, r->name);
   return 0;
 }
 
@@ -347,10 +372,11 @@ static int check_antispam(enc *x, int t) {
   return cms_check_antispam(on, 1, type, type_ok, data_ok, x->e);
 }
 
-/* the value of rule r at the top -> its wire text at the top */
+/* the value of rule r at the top -> into the form */
 static int encode_param(enc *x, const cms_rule *r, int ids) {
   lua_State *L = x->L;
   const char *name = r->name;
+  fpath p = {0, name};
   long long n;
   char num[32];
   switch (r->kind) {
@@ -364,8 +390,8 @@ static int encode_param(enc *x, const cms_rule *r, int ids) {
         lua_pop(L, 1);
         lua_pushstring(L, num);
       } else if (lua_type(L, -1) != LUA_TSTRING) {
-        return cms_verr_set(x->e, name, "%s must be an integer or a decimal string, not a %s; "
-                            "allowed: %s", name, typename_at(L, -1), r->doc);
+        FAIL(x, p, "%s must be an integer or a decimal string, not a %s; allowed: %s", path_,
+             luaL_typename(L, -1), r->doc);
       }
       break;
     case CMS_K_FLAG:
@@ -378,21 +404,19 @@ static int encode_param(enc *x, const cms_rule *r, int ids) {
         lua_pop(L, 1);
         lua_pushstring(L, num);
       } else {
-        return cms_verr_set(x->e, name, "%s must be 0, 1 or a boolean, not a %s", name,
-                            typename_at(L, -1));
+        FAIL(x, p, "%s must be 0, 1 or a boolean, not a %s", path_, luaL_typename(L, -1));
       }
       break;
     case CMS_K_BOOL:
       if (!lua_isboolean(L, -1))
-        return cms_verr_set(x->e, name, "%s must be a boolean, not a %s", name,
-                            typename_at(L, -1));
+        FAIL(x, p, "%s must be a boolean, not a %s", path_, luaL_typename(L, -1));
       n = lua_toboolean(L, -1);
       lua_pop(L, 1);
       lua_pushstring(L, n ? "true" : "false");
       break;
     case CMS_K_JSON: {
       int special = strcmp(name, "antispamCustom") == 0;
-      if (json_value(x, name, special, special)) return -1;
+      if (json_value(x, p, special, special)) return -1;
       if (special) {
         if (check_antispam(x, lua_gettop(L) - 1)) return -1;
         lua_remove(L, -2);
@@ -402,34 +426,33 @@ static int encode_param(enc *x, const cms_rule *r, int ids) {
     case CMS_K_ACCID:
     case CMS_K_TEXT:
       if (lua_type(L, -1) != LUA_TSTRING)
-        return cms_verr_set(x->e, name, "%s must be a string, not a %s", name,
-                            typename_at(L, -1));
+        FAIL(x, p, "%s must be a string, not a %s", path_, luaL_typename(L, -1));
       break;
   }
   {
     size_t len;
     const char *s = lua_tolstring(L, -1, &len);
     if (cms_check_value(r, name, s, len, x->e)) return -1;
+    if (cms_form_key(x->form, name) || cms_form_escape(x->form, s, len)) return oom(x, name);
   }
   return 0;
 }
 
-int lcms_encode_params(lua_State *L, int params, CURL *esc, cms_buf *form, cms_verr *e) {
+int lcms_encode_params(lua_State *L, int params, cms_buf *form, cms_verr *e) {
   int top = lua_gettop(L), ids;
   const cms_rule *r;
   enc x;
   params = lua_absindex(L, params);
   x.L = L;
-  x.esc = esc;
   x.form = form;
   x.e = e;
   x.params = params;
   cms_buf_reset(form);
   if (lua_type(L, params) != LUA_TTABLE) {
-    cms_verr_set(e, "params", "params must be a table, not a %s", typename_at(L, params));
+    cms_verr_set(e, "params", "params must be a table, not a %s", luaL_typename(L, params));
     goto fail;
   }
-  if (check_keys(&x, params, cms_param_rules, NULL)) goto fail;
+  if (check_keys(&x, params, cms_param_rules, 0)) goto fail;
   lua_createtable(L, 10, 0);
   ids = lua_gettop(L);
   for (r = cms_param_rules; r->name; r++) {
@@ -443,12 +466,11 @@ int lcms_encode_params(lua_State *L, int params, CURL *esc, cms_buf *form, cms_v
       continue;
     }
     if (encode_param(&x, r, ids)) goto fail;
-    {
-      size_t len;
-      const char *s = lua_tolstring(L, -1, &len);
-      if (add_field(&x, r->name, s, len)) goto fail;
-    }
     lua_settop(L, ids);
+  }
+  if (form->oom) {
+    cms_verr_set(e, "params", "out of memory while encoding the form");
+    goto fail;
   }
   lua_settop(L, ids); /* leaves the msgIds list */
   return 0;

@@ -181,7 +181,7 @@ static void start(run *r, int i, lcms_slot *s, long long now) {
   if (!it->started_at) it->started_at = now;
   if (r->fanout && it->resend) mark_resend(r, i);
   lua_rawgeti(L, r->list, i);
-  if (lcms_encode_params(L, top + 1, s->easy, &s->form, &e)) {
+  if (lcms_encode_params(L, top + 1, &s->form, &e)) {
     lua_settop(L, top);
     finalize(r, i, lcms_push_invalid(L, &e));
     return;

@@ -1,0 +1,149 @@
+/* core_test.c -- unit tests of src/core (no Lua): the form writer against
+ * libcurl and cJSON, UTF-16 counting, integers, accids, signing.
+ * Built and run by `make test` (plain and sanitized). */
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cms_buf.h"
+#include "cms_form.h"
+#include "cms_rules.h"
+#include "cms_sign.h"
+
+static int passed, failed;
+#define CHECK(cond, ...)                                  \
+  do {                                                    \
+    if (cond) passed++;                                   \
+    else {                                                \
+      failed++;                                           \
+      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
+      fprintf(stderr, __VA_ARGS__);                       \
+      fputc('\n', stderr);                                \
+    }                                                     \
+  } while (0)
+
+static unsigned long long rng = 88172645463325252ULL;
+static unsigned next_byte(void) {
+  rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+  return (unsigned)(rng & 0xff);
+}
+
+static void test_escape_matches_libcurl(void) {
+  char s[2048];
+  int i, round;
+  for (i = 0; i < 256; i++) {
+    char one = (char)i, *want = curl_easy_escape(NULL, &one, 1);
+    cms_buf b;
+    cms_buf_init(&b, 0);
+    cms_form_escape(&b, &one, 1);
+    CHECK(want && strcmp(want, cms_buf_cstr(&b)) == 0, "byte %d: %s vs curl %s", i,
+          cms_buf_cstr(&b), want ? want : "?");
+    curl_free(want);
+    cms_buf_free(&b);
+  }
+  for (round = 0; round < 200; round++) {
+    int n = (int)(next_byte() * 7 % sizeof s);
+    char *want;
+    cms_buf b;
+    for (i = 0; i < n; i++) s[i] = (char)next_byte();
+    want = curl_easy_escape(NULL, s, n);
+    cms_buf_init(&b, 0);
+    cms_form_escape(&b, s, (size_t)n);
+    CHECK(want && b.len == strlen(want) && memcmp(want, b.data ? b.data : "", b.len) == 0,
+          "random string %d differs from curl_easy_escape", round);
+    curl_free(want);
+    cms_buf_free(&b);
+  }
+}
+
+/* the JSON string writer: unescape with libcurl, parse with cJSON, compare */
+static void test_json_string_round_trip(void) {
+  const char *samples[] = {"", "hello", "quote \" and backslash \\", "tab\tnl\ncr\r\x01\x1f",
+                           "slash / and 100% & = + ?", "caf\xc3\xa9 \xf0\x9f\x98\x80", "\x7f",
+                           NULL};
+  int i;
+  for (i = 0; samples[i]; i++) {
+    cms_buf b;
+    char *raw;
+    int rawlen = 0;
+    cJSON *j;
+    cms_buf_init(&b, 0);
+    cms_form_lit(&b, "[");
+    cms_form_json_string(&b, samples[i], strlen(samples[i]));
+    cms_form_lit(&b, "]");
+    raw = curl_easy_unescape(NULL, b.data, (int)b.len, &rawlen);
+    j = raw ? cJSON_ParseWithLength(raw, (size_t)rawlen) : NULL;
+    CHECK(j && cJSON_IsArray(j) && cJSON_IsString(cJSON_GetArrayItem(j, 0)) &&
+              strcmp(cJSON_GetArrayItem(j, 0)->valuestring, samples[i]) == 0,
+          "sample %d does not round-trip: %s", i, raw ? raw : "?");
+    cJSON_Delete(j);
+    curl_free(raw);
+    cms_buf_free(&b);
+  }
+}
+
+static void test_ints(void) {
+  long long v = 0;
+  cms_buf b;
+  cms_buf_init(&b, 0);
+  cms_form_int(&b, -9223372036854775807LL - 1);
+  cms_buf_addc(&b, ' ');
+  cms_form_int(&b, 0);
+  cms_buf_addc(&b, ' ');
+  cms_form_int(&b, 765788);
+  CHECK(strcmp(cms_buf_cstr(&b), "-9223372036854775808 0 765788") == 0, "ints: %s", b.data);
+  cms_buf_free(&b);
+  CHECK(cms_parse_int64("9223372036854775807", 19, &v) == 0 && v == 9223372036854775807LL, "max");
+  CHECK(cms_parse_int64("9223372036854775808", 19, &v) == -1, "max + 1 must fail");
+  CHECK(cms_parse_int64("-9223372036854775808", 20, &v) == 0, "min");
+  CHECK(cms_parse_int64("12a", 3, &v) == -1 && cms_parse_int64("", 0, &v) == -1 &&
+            cms_parse_int64("-", 1, &v) == -1 && cms_parse_int64(" 1", 2, &v) == -1,
+        "malformed integers");
+}
+
+static void test_utf16(void) {
+  CHECK(cms_utf16_len("abc", 3) == 3, "ascii");
+  CHECK(cms_utf16_len("\xc3\xa9", 2) == 1, "2-byte");
+  CHECK(cms_utf16_len("\xe4\xb8\xad", 3) == 1, "3-byte");
+  CHECK(cms_utf16_len("\xf0\x9f\x98\x80", 4) == 2, "an emoji is 2 UTF-16 units");
+  CHECK(cms_utf16_len("\xc0\xaf", 2) == -1, "overlong");
+  CHECK(cms_utf16_len("\xed\xa0\x80", 3) == -1, "surrogate");
+  CHECK(cms_utf16_len("\xf4\x90\x80\x80", 4) == -1, "above U+10FFFF");
+  CHECK(cms_utf16_len("\xe4\xb8", 2) == -1, "truncated");
+  CHECK(cms_utf16_len("\x80", 1) == -1, "lone continuation");
+}
+
+static void test_accids(void) {
+  CHECK(cms_accid_valid("p1001", 5), "plain");
+  CHECK(cms_accid_valid("a_b@c.d-e", 9), "all allowed punctuation");
+  CHECK(!cms_accid_valid("", 0), "empty");
+  CHECK(!cms_accid_valid("a b", 3), "space");
+  CHECK(!cms_accid_valid("abcdefghijabcdefghijabcdefghijabc", 33), "33 characters");
+  CHECK(cms_accid_valid("abcdefghijabcdefghijabcdefghijab", 32), "32 characters");
+}
+
+static void test_signing(void) {
+  char out[41], nonce[CMS_NONCE_LEN + 1], other[CMS_NONCE_LEN + 1], md5[33];
+  CHECK(cms_checksum("secret", 6, "12345", "1508481877", out) == 0 &&
+            strcmp(out, "2f45bdd8cc89d97631345e9fcba98184de732ae2") == 0,
+        "API.md's CheckSum vector: %s", out);
+  CHECK(cms_md5_hex("", 0, md5) == 0 && strcmp(md5, "d41d8cd98f00b204e9800998ecf8427e") == 0,
+        "md5 of nothing");
+  CHECK(cms_nonce(nonce) == 0 && cms_nonce(other) == 0 && strlen(nonce) == 32 &&
+            strcmp(nonce, other) != 0,
+        "nonces are 32 hex characters and differ");
+}
+
+int main(void) {
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  test_escape_matches_libcurl();
+  test_json_string_round_trip();
+  test_ints();
+  test_utf16();
+  test_accids();
+  test_signing();
+  curl_global_cleanup();
+  printf("core: %d passed, %d failed\n", passed, failed);
+  return failed ? 1 : 0;
+}

@@ -1,0 +1,90 @@
+#include "cms_form.h"
+#include <string.h>
+
+static const char hexd[] = "0123456789ABCDEF";
+
+/* 1 for the bytes that stay as they are */
+static const unsigned char keep[256] = {
+  ['-'] = 1, ['.'] = 1, ['_'] = 1, ['~'] = 1,
+  ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+  ['8'] = 1, ['9'] = 1,
+  ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
+  ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
+  ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+  ['Y'] = 1, ['Z'] = 1,
+  ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
+  ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
+  ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+  ['y'] = 1, ['z'] = 1,
+};
+
+static char *room(cms_buf *b, size_t n) { return cms_buf_reserve(b, n); }
+
+int cms_form_key(cms_buf *b, const char *key) {
+  if (b->len && cms_buf_addc(b, '&')) return -1;
+  if (cms_buf_adds(b, key)) return -1;
+  return cms_buf_addc(b, '=');
+}
+
+int cms_form_escape(cms_buf *b, const char *s, size_t n) {
+  const unsigned char *p = (const unsigned char *)s;
+  char *o;
+  size_t i;
+  if (!(o = room(b, 3 * n))) return -1;
+  for (i = 0; i < n; i++) {
+    unsigned char c = p[i];
+    if (keep[c]) {
+      *o++ = (char)c;
+    } else {
+      *o++ = '%';
+      *o++ = hexd[c >> 4];
+      *o++ = hexd[c & 15];
+    }
+  }
+  b->len = (size_t)(o - b->data);
+  b->data[b->len] = '\0';
+  return 0;
+}
+
+int cms_form_lit(cms_buf *b, const char *s) { return cms_form_escape(b, s, strlen(s)); }
+
+int cms_form_json_string(cms_buf *b, const char *s, size_t n) {
+  const unsigned char *p = (const unsigned char *)s;
+  char *o;
+  size_t i;
+  /* worst case: a control byte becomes \u00XX, 6 characters of 3 bytes each */
+  if (!(o = room(b, 18 * n + 6))) return -1;
+  *o++ = '%', *o++ = '2', *o++ = '2'; /* " */
+  for (i = 0; i < n; i++) {
+    unsigned char c = p[i];
+    if (keep[c]) {
+      *o++ = (char)c;
+    } else if (c == '"' || c == '\\') {
+      *o++ = '%', *o++ = '5', *o++ = 'C';     /* \ */
+      *o++ = '%', *o++ = hexd[c >> 4], *o++ = hexd[c & 15];
+    } else if (c < 0x20) {
+      static const char u[] = "%5Cu00";      /* \u00 */
+      memcpy(o, u, sizeof u - 1);
+      o += sizeof u - 1;
+      *o++ = hexd[c >> 4];
+      *o++ = hexd[c & 15];
+    } else {
+      *o++ = '%', *o++ = hexd[c >> 4], *o++ = hexd[c & 15];
+    }
+  }
+  *o++ = '%', *o++ = '2', *o++ = '2';
+  b->len = (size_t)(o - b->data);
+  b->data[b->len] = '\0';
+  return 0;
+}
+
+int cms_form_int(cms_buf *b, long long v) {
+  char tmp[24], *e = tmp + sizeof tmp, *p = e;
+  unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+  do {
+    *--p = (char)('0' + u % 10);
+    u /= 10;
+  } while (u);
+  if (v < 0) *--p = '-';
+  return cms_buf_add(b, p, (size_t)(e - p));
+}

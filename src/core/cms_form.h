@@ -1,0 +1,24 @@
+/* cms_form.h -- writing an application/x-www-form-urlencoded body.
+ *
+ * Percent-encoding keeps RFC 3986's unreserved characters (A-Z a-z 0-9 - . _ ~)
+ * and writes every other byte as %XX, byte for byte what curl_easy_escape
+ * produces (spec/c/core_test.c checks all 256 bytes against libcurl).  The JSON
+ * writers emit JSON text (RFC 8259 string escaping) already percent-encoded, so
+ * msgList and toAccids go into the form in one pass.  No Lua here. */
+#ifndef CMS_FORM_H
+#define CMS_FORM_H
+#include <stddef.h>
+#include "cms_buf.h"
+
+/* "&key=" (no '&' before the first field) */
+int cms_form_key(cms_buf *b, const char *key);
+/* the percent-encoded bytes of s */
+int cms_form_escape(cms_buf *b, const char *s, size_t n);
+/* JSON punctuation or any literal text, percent-encoded */
+int cms_form_lit(cms_buf *b, const char *s);
+/* a JSON string literal with s's content, percent-encoded */
+int cms_form_json_string(cms_buf *b, const char *s, size_t n);
+/* a decimal integer (safe unencoded in both JSON and forms) */
+int cms_form_int(cms_buf *b, long long v);
+
+#endif
