@@ -1,0 +1,233 @@
+-- Delivery, resend semantics, inspection endpoints, stats and number formats.
+local helpers = require("helpers")
+local json = helpers.json
+
+local RESEND = "parameter resendFlag should be used for RESEND!"
+
+local function only_key(t)
+  local k, v = next(t)
+  assert.is_nil(next(t, k))
+  return k, v
+end
+
+describe("emulator semantics", function()
+  local emu
+  setup(function() emu = helpers.start_emulator({"--rate-limit", "0"}) end)
+  teardown(function() emu:stop() end)
+  before_each(function() emu:reset() end)
+
+  it("answers success entries keyed by msgId with the documented fields", function()
+    local id = helpers.msgid()
+    local before = math.floor(helpers.now() * 1000)
+    local st, j, raw, h = helpers.signed_post(emu, helpers.good_form({
+      roomid = "36", fromAccid = "Alice",
+      msgList = {{msgId = id, msgType = 100, attach = "{\"x\":1}", ext = "{\"e\":2}"}}}))
+    assert.equal(200, st)
+    assert.matches("^application/json", h["content-type"])
+    assert.equal(200, j.code)
+    assert.same({}, j.fail)
+    assert.equal(1, #j.success)
+    local k, m = only_key(j.success[1])
+    assert.equal(id, k)
+    assert.equal(id, m.msgid_client)
+    assert.equal("Alice", m.fromAccount)
+    assert.equal("Alice", m.fromNick)
+    assert.equal("", m.fromAvator)
+    assert.equal("REST", m.fromClientType)
+    assert.equal(36, m.roomId)
+    assert.equal(100, m.type)
+    assert.equal("{\"x\":1}", m.attach)
+    assert.equal("{\"e\":2}", m.ext)
+    assert.matches("\"time\":%d+[,}]", raw)      -- an integer on the wire
+    assert.matches("\"roomId\":36[,}]", raw)
+    assert.matches("\"type\":100[,}]", raw)
+    assert.is_true(m.time >= before - 1000 and m.time <= before + 60000)
+  end)
+
+  it("delivers to every recipient once, accids case-insensitively", function()
+    local id = helpers.msgid()
+    local st, j = helpers.signed_post(emu, helpers.good_form({
+      toAccids = {"Bob", "bob", "BOB", "carol"},
+      msgList = {{msgId = id, msgType = 0, attach = "hi", subType = 7}}}))
+    assert.equal(200, st)
+    assert.equal(200, j.code)
+    local bob = emu:inbox("bOb")
+    assert.equal(1, #bob)
+    assert.equal(id, bob[1].msgid_client)
+    assert.equal(42, bob[1].roomId)
+    assert.equal("alice", bob[1].fromAccount)
+    assert.equal(0, bob[1].type)
+    assert.equal("hi", bob[1].attach)
+    assert.equal("", bob[1].ext)
+    assert.equal(0, bob[1].resendFlag)
+    assert.equal(7, bob[1].subType)
+    assert.equal(1, #emu:inbox("carol"))
+    assert.same({}, emu:inbox("dave"))
+    local _, raw = emu:get("/_emulator/inbox?accid=CAROL")
+    assert.equal("carol", raw.accid)
+  end)
+
+  it("keeps delivery order in the inbox", function()
+    local ids = {}
+    for i = 1, 3 do
+      ids[i] = helpers.msgid("o")
+      helpers.signed_post(emu, helpers.good_form({msgList = {{msgId = ids[i], msgType = 0, attach = "n" .. i}}}))
+    end
+    local inbox = emu:inbox("bob")
+    assert.equal(3, #inbox)
+    for i = 1, 3 do assert.equal(ids[i], inbox[i].msgid_client) end
+  end)
+
+  it("fails a repeated msgId without resendFlag and does not deliver it again", function()
+    local form = helpers.good_form()
+    local id = form.msgList[1].msgId
+    local _, j1 = helpers.signed_post(emu, form)
+    assert.equal(1, #j1.success)
+    local _, j2 = helpers.signed_post(emu, form)
+    assert.equal(200, j2.code)
+    assert.same({}, j2.success)
+    assert.same({{[id] = RESEND}}, j2.fail)
+    form.msgList[1].resendFlag = 0
+    local _, j3 = helpers.signed_post(emu, form)
+    assert.same({{[id] = RESEND}}, j3.fail)
+    assert.equal(1, #emu:inbox("bob"))
+  end)
+
+  it("answers a resend with resendFlag 1 as success without delivering again", function()
+    local form = helpers.good_form()
+    local id = form.msgList[1].msgId
+    helpers.signed_post(emu, form)
+    form.msgList[1].resendFlag = 1
+    local _, j = helpers.signed_post(emu, form)
+    assert.equal(200, j.code)
+    assert.same({}, j.fail)
+    local k, m = only_key(j.success[1])
+    assert.equal(id, k)
+    assert.equal(id, m.msgid_client)
+    assert.equal(1, #emu:inbox("bob"))
+  end)
+
+  it("delivers a first send that carries resendFlag 1", function()
+    local form = helpers.good_form()
+    form.msgList[1].resendFlag = 1
+    local _, j = helpers.signed_post(emu, form)
+    assert.equal(1, #j.success)
+    local inbox = emu:inbox("bob")
+    assert.equal(1, #inbox)
+    assert.equal(1, inbox[1].resendFlag)
+  end)
+
+  it("keeps delivered msgIds per room", function()
+    local form = helpers.good_form()
+    helpers.signed_post(emu, form)
+    form.roomid = "43"
+    local _, j = helpers.signed_post(emu, form)
+    assert.equal(1, #j.success)
+    assert.equal(2, #emu:inbox("bob"))
+  end)
+
+  it("splits one batch into success and fail", function()
+    local old = helpers.msgid("old")
+    helpers.signed_post(emu, helpers.good_form({msgList = {{msgId = old, msgType = 0, attach = "a"}}}))
+    local new = helpers.msgid("new")
+    local _, j = helpers.signed_post(emu, helpers.good_form({msgList = {
+      {msgId = old, msgType = 0, attach = "a"}, {msgId = new, msgType = 0, attach = "b"}}}))
+    assert.equal(1, #j.success)
+    assert.equal(new, (only_key(j.success[1])))
+    assert.same({{[old] = RESEND}}, j.fail)
+    assert.equal(2, #emu:inbox("bob"))
+  end)
+
+  it("reset empties inboxes and delivered sets", function()
+    local form = helpers.good_form()
+    helpers.signed_post(emu, form)
+    assert.equal(1, #emu:inbox("bob"))
+    emu:reset()
+    assert.same({}, emu:inbox("bob"))
+    local _, j = helpers.signed_post(emu, form)
+    assert.equal(1, #j.success)
+  end)
+
+  it("counts requests, connections and codes, and reset zeroes them", function()
+    helpers.signed_post(emu, helpers.good_form())
+    helpers.signed_post(emu, helpers.good_form())
+    helpers.signed_post(emu, helpers.good_form({roomid = "x"}))
+    local s = emu:stats()
+    assert.equal(3, s.requests)
+    assert.equal(2, s.codes["200"])
+    assert.equal(1, s.codes["414"])
+    assert.equal(3, s.http["200"])
+    -- LuaSocket's http opens one connection per request; the stats GET is one more
+    assert.is_true(s.connections >= 4)
+    emu:reset()
+    s = emu:stats()
+    assert.equal(0, s.requests)
+    assert.same({}, s.codes)
+  end)
+
+  it("records requests as received (headers as sent, decoded form, raw body)", function()
+    -- a raw socket, so header names travel exactly as written here
+    local form = helpers.good_form({bid = "a b+c&d"})
+    local text = helpers.raw_request_text(emu, form, {nonce = "N0nce-1"})
+    local body = text:match("\r\n\r\n(.*)$")
+    local sock = assert(helpers.connect(emu.port))
+    sock:send(text)
+    assert.equal(200, (helpers.read_response(sock)))
+    sock:close()
+    local reqs = emu:requests()
+    assert.equal(1, #reqs)
+    local r = reqs[1]
+    assert.equal("POST", r.method)
+    assert.equal("/nimserver/chatroom/batchSendMsgToSomeone.action", r.path)
+    assert.equal(body, r.body)
+    assert.equal("a b+c&d", r.form.bid)
+    assert.equal(json.encode(form.msgList), r.form.msgList)
+    assert.equal("demo-appkey", r.headers.AppKey)
+    assert.equal("N0nce-1", r.headers.Nonce)
+    assert.equal(helpers.sign("demo-secret", "N0nce-1", r.headers.CurTime), r.headers.CheckSum)
+    assert.equal("application/x-www-form-urlencoded;charset=utf-8", r.headers["Content-Type"])
+  end)
+
+  it("keeps the last 200 requests", function()
+    for _ = 1, 205 do helpers.signed_post(emu, helpers.good_form({roomid = "0"})) end
+    assert.equal(200, #emu:requests())
+  end)
+
+  it("answers unknown paths with HTTP 404 JSON", function()
+    local st, j = emu:get("/nimserver/chatroom/nothing.action")
+    assert.equal(404, st)
+    assert.equal(404, j.code)
+    st = emu:get("/_emulator/nothing")
+    assert.equal(404, st)
+  end)
+
+  it("answers numbers as strings with --numbers-as-strings", function()
+    local e = helpers.start_emulator({"--numbers-as-strings"})
+    local _, j, raw = helpers.signed_post(e, helpers.good_form({roomid = "36"}))
+    local _, m = only_key(j.success[1])
+    assert.equal("36", m.roomId)
+    assert.equal("0", m.type)
+    assert.matches("^%d+$", m.time)
+    assert.matches("\"time\":\"%d+\"", raw)
+    e:stop()
+  end)
+
+  it("switches numbers-as-strings and back at run time", function()
+    local st, cfg = emu:config({numbers_as_strings = true})
+    assert.equal(200, st)
+    assert.is_true(cfg.numbers_as_strings)
+    local _, j = helpers.signed_post(emu, helpers.good_form())
+    local _, m = only_key(j.success[1])
+    assert.equal("42", m.roomId)
+    emu:config({numbers_as_strings = false})
+    _, j = helpers.signed_post(emu, helpers.good_form())
+    _, m = only_key(j.success[1])
+    assert.equal(42, m.roomId)
+  end)
+
+  it("rejects a bad config with HTTP 400", function()
+    assert.equal(400, (emu:config({rate_limit = -1})))
+    assert.equal(400, (emu:config({numbers_as_strings = "yes"})))
+    assert.equal(400, (emu:post("/_emulator/config", "{nope")))
+  end)
+end)
