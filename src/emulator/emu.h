@@ -27,6 +27,7 @@
 #define EMU_RECORD_BODY_MAX 65536 /* bytes of a recorded body kept */
 #define EMU_MAX_RATE_LIMIT 1000000
 #define EMU_WEBHOOK_QUEUE_MAX 100000
+#define EMU_DISCARD_MAX (64u << 20) /* bytes of an oversized body read and dropped */
 
 /* ---- configuration (flags) ---- */
 typedef struct emu_config {
@@ -204,6 +205,7 @@ typedef struct emu_req {
   cms_buf body;
   int too_large;
   int early_done;
+  size_t discarded;
 } emu_req;
 /* handles one finished API request; returns the MHD result */
 int emu_api_handle(emu_server *s, struct MHD_Connection *c, const char *method,

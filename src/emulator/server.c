@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include "cms_rules.h"
 #include "emu.h"
@@ -276,6 +277,18 @@ static int route(emu_server *s, struct MHD_Connection *c, const char *url, const
   }
 }
 
+static int reply_413(emu_server *s, struct MHD_Connection *c, const char *url) {
+  char msg[128];
+  if (strcmp(url, EMU_PREFIX CMS_API_PATH) == 0) {
+    pthread_mutex_lock(&s->mu);
+    s->st.requests++;
+    emu_count_add(s->st.http, &s->st.nhttp, 413);
+    pthread_mutex_unlock(&s->mu);
+  }
+  snprintf(msg, sizeof msg, "request body larger than --max-body (%zu bytes)", s->cfg.max_body);
+  return emu_reply_error(c, 413, msg);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -295,20 +308,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
       unsigned long long n;
       errno = 0;
       n = strtoull(cl, &end, 10);
-      if (!errno && end != cl && n > s->cfg.max_body) r->too_large = 1;
-    }
-    if (r->too_large) {  /* answer before reading the body; MHD then closes */
-      char msg[128];
-      r->early_done = 1;
-      if (strcmp(url, EMU_PREFIX CMS_API_PATH) == 0) {
-        pthread_mutex_lock(&s->mu);
-        s->st.requests++;
-        emu_count_add(s->st.http, &s->st.nhttp, 413);
-        pthread_mutex_unlock(&s->mu);
+      if (!errno && end != cl && n > s->cfg.max_body) {
+        /* Too large.  A client that waits for "100 Continue", or one that
+         * announces a body far over the limit, gets the 413 before the body
+         * (MHD then closes).  Otherwise the body is read and thrown away so
+         * the client, still sending, surely sees the 413 and no reset. */
+        const char *expect = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Expect");
+        r->too_large = 1;
+        if ((expect && strncasecmp(expect, "100-continue", 12) == 0) ||
+            n > (unsigned long long)s->cfg.max_body + EMU_DISCARD_MAX) {
+          r->early_done = 1;
+          return (enum MHD_Result)reply_413(s, c, url);
+        }
       }
-      snprintf(msg, sizeof msg, "request body larger than --max-body (%zu bytes)",
-               s->cfg.max_body);
-      return (enum MHD_Result)emu_reply_error(c, 413, msg);
     }
     return MHD_YES;
   }
@@ -316,22 +328,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (!r->too_large && !r->early_done &&
         cms_buf_add(&r->body, upload_data, *upload_data_size))
       r->too_large = 1;
+    if (r->too_large) {
+      r->discarded += *upload_data_size;
+      if (r->discarded > EMU_DISCARD_MAX) return MHD_NO;  /* endless: drop the connection */
+    }
     *upload_data_size = 0;
     return MHD_YES;
   }
   if (r->early_done) return MHD_YES;
-  if (r->too_large) {
-    char msg[128];
-    if (strcmp(url, EMU_PREFIX CMS_API_PATH) == 0) {
-      pthread_mutex_lock(&s->mu);
-      s->st.requests++;
-      emu_count_add(s->st.http, &s->st.nhttp, 413);
-      pthread_mutex_unlock(&s->mu);
-    }
-    snprintf(msg, sizeof msg, "request body larger than --max-body (%zu bytes)",
-             s->cfg.max_body);
-    return (enum MHD_Result)emu_reply_error(c, 413, msg);
-  }
+  if (r->too_large) return (enum MHD_Result)reply_413(s, c, url);
   return (enum MHD_Result)route(s, c, url, method, r);
 }
 

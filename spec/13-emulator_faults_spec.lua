@@ -1,0 +1,271 @@
+-- Fault plans and the rate limit.
+local helpers = require("helpers")
+
+local function only_key(t)
+  local k, v = next(t)
+  return k, v
+end
+
+describe("emulator faults", function()
+  local emu
+  setup(function() emu = helpers.start_emulator({"--rate-limit", "0"}) end)
+  teardown(function() emu:stop() end)
+  before_each(function() emu:reset() end)
+
+  local function plan(list)
+    local st, j = emu:faults(list)
+    assert.equal(200, st)
+    return j
+  end
+
+  it("lists, appends and clears the plan", function()
+    plan({{action = "status", status = 503, count = 2}})
+    local j = plan({{action = "garbage"}})
+    assert.equal(2, #j.faults)
+    assert.equal("status", j.faults[1].action)
+    assert.equal(2, j.faults[1].count)
+    assert.equal("garbage", j.faults[2].action)
+    local st, d = helpers.http("DELETE", emu.root .. "/_emulator/faults")
+    assert.equal(200, st)
+    assert.same({}, helpers.json.decode(d).faults)
+    local _, j2 = helpers.signed_post(emu, helpers.good_form())
+    assert.equal(200, j2.code)
+  end)
+
+  it("rejects bad fault JSON with HTTP 400 and a message", function()
+    for _, body in ipairs({"{nope", "{\"faults\":{}}", "{\"faults\":[]}",
+                           "{\"faults\":[{\"action\":\"explode\"}]}",
+                           "{\"faults\":[{\"action\":\"delay\"}]}",
+                           "{\"faults\":[{\"action\":\"status\",\"status\":99}]}",
+                           "{\"faults\":[{\"action\":\"code\"}]}",
+                           "{\"faults\":[{\"action\":\"close\",\"count\":0}]}",
+                           "{\"faults\":[{\"action\":\"close\",\"match\":{\"accid\":5}}]}"}) do
+      local st, j, raw = emu:post("/_emulator/faults", body)
+      assert.equal(400, st, body)
+      assert.is_string(j and j.desc, raw)
+      assert.is_true(#j.desc > 5)
+    end
+    -- nothing half-added
+    local _, j = emu:get("/_emulator/faults")
+    assert.same({}, j.faults)
+  end)
+
+  it("status: answers HTTP 502 without processing, count times", function()
+    plan({{action = "status", status = 502, count = 2}})
+    for _ = 1, 2 do
+      local st, j, raw = helpers.signed_post(emu, helpers.good_form())
+      assert.equal(502, st)
+      assert.is_nil(j)
+      assert.is_true(#raw > 0)
+    end
+    assert.same({}, emu:inbox("bob"))
+    local st, j = helpers.signed_post(emu, helpers.good_form())
+    assert.equal(200, st)
+    assert.equal(200, j.code)
+    local s = emu:stats()
+    assert.equal(2, s.http["502"])
+    assert.equal(1, s.http["200"])
+  end)
+
+  it("garbage: answers HTTP 200 with a non-JSON body, without processing", function()
+    plan({{action = "garbage"}})
+    local st, j, raw = helpers.signed_post(emu, helpers.good_form())
+    assert.equal(200, st)
+    assert.is_nil(j)
+    assert.equal("<html>oops</html>", raw)
+    assert.same({}, emu:inbox("bob"))
+  end)
+
+  it("code: answers a chosen code without processing", function()
+    plan({{action = "code", code = 13004, desc = "sender muted"}, {action = "code", code = 500}})
+    local _, j = helpers.signed_post(emu, helpers.good_form())
+    assert.same({code = 13004, desc = "sender muted"}, j)
+    _, j = helpers.signed_post(emu, helpers.good_form())
+    assert.equal(500, j.code)
+    assert.is_string(j.desc)
+    assert.same({}, emu:inbox("bob"))
+    assert.equal(1, emu:stats().codes["13004"])
+  end)
+
+  it("close: drops the connection without an answer and without delivering", function()
+    plan({{action = "close"}})
+    local st, _, err = helpers.signed_post(emu, helpers.good_form())
+    assert.is_nil(st)
+    assert.is_string(err)
+    assert.same({}, emu:inbox("bob"))
+    assert.equal(1, emu:stats().closed)
+  end)
+
+  it("close after_deliver: delivers, then drops the connection; a resend succeeds", function()
+    plan({{action = "close", after_deliver = true}})
+    local form = helpers.good_form()
+    local st = helpers.signed_post(emu, form)
+    assert.is_nil(st)
+    assert.equal(1, #emu:inbox("bob"))
+    form.msgList[1].resendFlag = 1
+    local st2, j = helpers.signed_post(emu, form)
+    assert.equal(200, st2)
+    assert.equal(form.msgList[1].msgId, (only_key(j.success[1])))
+    assert.equal(1, #emu:inbox("bob"))
+  end)
+
+  it("truncate: processes, then answers half of the JSON", function()
+    plan({{action = "truncate"}})
+    local form = helpers.good_form()
+    local st, j, raw = helpers.signed_post(emu, form)
+    assert.equal(200, st)
+    assert.is_nil(j)
+    assert.matches("^{\"code\":200", raw)
+    assert.is_nil(helpers.json.decode(raw))
+    assert.equal(1, #emu:inbox("bob"))
+    -- the whole answer is twice as long (give or take one byte)
+    form.msgList[1].resendFlag = 1
+    local _, _, full = helpers.signed_post(emu, form)
+    assert.is_true(math.abs(#full - 2 * #raw) <= 2)
+  end)
+
+  it("delay after: delivers, then answers late", function()
+    plan({{action = "delay", ms = 300}})
+    local t0 = helpers.now()
+    local st, j = helpers.signed_post(emu, helpers.good_form())
+    local dt = helpers.now() - t0
+    assert.equal(200, st)
+    assert.equal(200, j.code)
+    assert.is_true(dt >= 0.29, "took " .. dt)
+    assert.is_true(dt < 2, "took " .. dt)
+  end)
+
+  it("delay after: the message is in the inbox before the answer comes", function()
+    plan({{action = "delay", ms = 600}})
+    local sock = assert(helpers.connect(emu.port))
+    sock:send(helpers.raw_request_text(emu, helpers.good_form()))
+    local seen = helpers.wait_until(function() return #emu:inbox("bob") == 1 end, 0.5)
+    assert.is_true(seen)
+    local st = helpers.read_response(sock)
+    sock:close()
+    assert.equal(200, st)
+  end)
+
+  it("delay before: nothing is delivered until the delay is over", function()
+    plan({{action = "delay", ms = 500, when = "before"}})
+    local sock = assert(helpers.connect(emu.port))
+    sock:send(helpers.raw_request_text(emu, helpers.good_form()))
+    helpers.sleep(0.2)
+    assert.same({}, emu:inbox("bob"))
+    local st, body = helpers.read_response(sock)
+    sock:close()
+    assert.equal(200, st)
+    assert.equal(200, helpers.json.decode(body).code)
+    assert.equal(1, #emu:inbox("bob"))
+  end)
+
+  it("a delayed call does not stall other connections", function()
+    plan({{action = "delay", ms = 1500, match = {accid = "slow"}}})
+    local sock = assert(helpers.connect(emu.port))
+    sock:send(helpers.raw_request_text(emu, helpers.good_form({toAccids = {"slow"}})))
+    helpers.sleep(0.05)
+    local t0 = helpers.now()
+    local st, j = helpers.signed_post(emu, helpers.good_form())
+    assert.equal(200, st)
+    assert.equal(200, j.code)
+    assert.is_true(helpers.now() - t0 < 0.5)
+    assert.equal(200, (helpers.read_response(sock)))
+    sock:close()
+  end)
+
+  it("match accid: applies only to calls to that accid (case-insensitive)", function()
+    plan({{action = "code", code = 13003, match = {accid = "P7"}}})
+    local _, j = helpers.signed_post(emu, helpers.good_form({toAccids = {"bob"}}))
+    assert.equal(200, j.code)
+    _, j = helpers.signed_post(emu, helpers.good_form({toAccids = {"bob", "p7"}}))
+    assert.equal(13003, j.code)
+    _, j = helpers.signed_post(emu, helpers.good_form({toAccids = {"p7"}}))
+    assert.equal(200, j.code) -- used up
+  end)
+
+  it("match msgId: applies to calls with a msgId containing the text", function()
+    plan({{action = "status", status = 503, match = {msgId = "boom"}}})
+    local st = helpers.signed_post(emu, helpers.good_form())
+    assert.equal(200, st)
+    st = helpers.signed_post(emu, helpers.good_form({msgList = {{msgId = "x-boom-1", msgType = 0,
+                                                                attach = "a"}}}))
+    assert.equal(503, st)
+  end)
+
+  it("fail_msg: fails the matching msgIds with the reason, delivers the others", function()
+    plan({{action = "fail_msg", match = {msgId = "bad"}, reason = "anti-spam hit"}})
+    local _, j = helpers.signed_post(emu, helpers.good_form({msgList = {
+      {msgId = "good-1", msgType = 0, attach = "a"}, {msgId = "bad-1", msgType = 0, attach = "b"}}}))
+    assert.equal(200, j.code)
+    assert.same({{["bad-1"] = "anti-spam hit"}}, j.fail)
+    assert.equal("good-1", (only_key(j.success[1])))
+    local inbox = emu:inbox("bob")
+    assert.equal(1, #inbox)
+    assert.equal("good-1", inbox[1].msgid_client)
+  end)
+
+  it("fail_msg without a match fails every message with the default reason", function()
+    plan({{action = "fail_msg"}})
+    local _, j = helpers.signed_post(emu, helpers.good_form({msgList = {{msgId = "z1", msgType = 0,
+                                                                        attach = "a"}}}))
+    assert.same({{z1 = "fault injected"}}, j.fail)
+    assert.same({}, j.success)
+  end)
+
+  it("applies entries in FIFO order, one per call", function()
+    plan({{action = "status", status = 502}, {action = "code", code = 503}})
+    assert.equal(502, (helpers.signed_post(emu, helpers.good_form())))
+    local _, j = helpers.signed_post(emu, helpers.good_form())
+    assert.equal(503, j.code)
+    _, j = helpers.signed_post(emu, helpers.good_form())
+    assert.equal(200, j.code)
+  end)
+
+  it("reset clears the plan", function()
+    plan({{action = "garbage", count = 5}})
+    emu:reset()
+    local _, j = helpers.signed_post(emu, helpers.good_form())
+    assert.equal(200, j.code)
+  end)
+end)
+
+describe("emulator rate limit", function()
+  it("answers 416 above --rate-limit and keeps a penalty that calls do not extend", function()
+    local emu = helpers.start_emulator({"--rate-limit", "5", "--penalty", "0.5"})
+    for i = 1, 5 do
+      local _, j = helpers.signed_post(emu, helpers.good_form())
+      assert.equal(200, j.code, "call " .. i)
+    end
+    local t416 = helpers.now()
+    local _, j = helpers.signed_post(emu, helpers.good_form())
+    assert.equal(416, j.code)
+    assert.matches("rate", j.desc)
+    -- during the penalty: 416, and nothing is processed
+    helpers.sleep(0.3)
+    _, j = helpers.signed_post(emu, helpers.good_form())
+    assert.equal(416, j.code)
+    -- 0.6 s after the first 416 the penalty is over (a call at 0.3 s did not extend it)
+    helpers.sleep(math.max(0, 0.6 - (helpers.now() - t416)))
+    _, j = helpers.signed_post(emu, helpers.good_form())
+    assert.equal(200, j.code)
+    assert.equal(2, emu:stats().codes["416"])
+    assert.equal(6, #emu:inbox("bob"))
+    emu:stop()
+  end)
+
+  it("is set at run time through /_emulator/config and cleared by reset", function()
+    local emu = helpers.start_emulator()
+    local st, cfg = emu:config({rate_limit = 2, penalty = 30})
+    assert.equal(200, st)
+    assert.equal(2, cfg.rate_limit)
+    assert.equal(30, cfg.penalty)
+    for _ = 1, 2 do assert.equal(200, select(2, helpers.signed_post(emu, helpers.good_form())).code) end
+    assert.equal(416, select(2, helpers.signed_post(emu, helpers.good_form())).code)
+    assert.equal(416, select(2, helpers.signed_post(emu, helpers.good_form())).code)
+    emu:reset() -- ends the penalty
+    assert.equal(200, select(2, helpers.signed_post(emu, helpers.good_form())).code)
+    emu:config({rate_limit = 0})
+    for _ = 1, 5 do assert.equal(200, select(2, helpers.signed_post(emu, helpers.good_form())).code) end
+    emu:stop()
+  end)
+end)
