@@ -83,6 +83,20 @@ static void test_json_string_round_trip(void) {
   }
 }
 
+static void test_pieces(void) {
+  int i;
+  for (i = 0; i < CMS_P_COUNT; i++) {
+    cms_buf b;
+    cms_buf_init(&b, 0);
+    cms_form_lit(&b, cms_form_pieces[i].json);
+    CHECK(strcmp(cms_buf_cstr(&b), cms_form_pieces[i].pct) == 0 &&
+              strlen(cms_form_pieces[i].pct) == cms_form_pieces[i].pct_len,
+          "piece %d: %s is not the encoding of %s", i, cms_form_pieces[i].pct,
+          cms_form_pieces[i].json);
+    cms_buf_free(&b);
+  }
+}
+
 static void test_ints(void) {
   long long v = 0;
   cms_buf b;
@@ -139,6 +153,7 @@ int main(void) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
   test_escape_matches_libcurl();
   test_json_string_round_trip();
+  test_pieces();
   test_ints();
   test_utf16();
   test_accids();

@@ -88,3 +88,21 @@ int cms_form_int(cms_buf *b, long long v) {
   if (v < 0) *--p = '-';
   return cms_buf_add(b, p, (size_t)(e - p));
 }
+
+#define PIECE(json, pct) {json, pct, sizeof pct - 1}
+const cms_form_piece cms_form_pieces[CMS_P_COUNT] = {
+  [CMS_P_LBRACKET] = PIECE("[", "%5B"),
+  [CMS_P_RBRACKET] = PIECE("]", "%5D"),
+  [CMS_P_COMMA] = PIECE(",", "%2C"),
+  [CMS_P_MSGID] = PIECE("{\"msgId\":", "%7B%22msgId%22%3A"),
+  [CMS_P_MSGTYPE] = PIECE(",\"msgType\":", "%2C%22msgType%22%3A"),
+  [CMS_P_ATTACH] = PIECE(",\"attach\":", "%2C%22attach%22%3A"),
+  [CMS_P_EXT] = PIECE(",\"ext\":", "%2C%22ext%22%3A"),
+  [CMS_P_SUBTYPE] = PIECE(",\"subType\":", "%2C%22subType%22%3A"),
+  [CMS_P_RESENDFLAG] = PIECE(",\"resendFlag\":", "%2C%22resendFlag%22%3A"),
+  [CMS_P_RBRACE] = PIECE("}", "%7D"),
+};
+
+int cms_form_put(cms_buf *b, cms_piece p) {
+  return cms_buf_add(b, cms_form_pieces[p].pct, cms_form_pieces[p].pct_len);
+}

@@ -21,4 +21,20 @@ int cms_form_json_string(cms_buf *b, const char *s, size_t n);
 /* a decimal integer (safe unencoded in both JSON and forms) */
 int cms_form_int(cms_buf *b, long long v);
 
+/* The JSON punctuation of msgList and toAccids, percent-encoded once and for
+ * all: the table holds each piece as JSON and as its encoding, and
+ * spec/c/core_test.c checks that every encoding is cms_form_escape's. */
+typedef enum cms_piece {
+  CMS_P_LBRACKET, CMS_P_RBRACKET, CMS_P_COMMA, CMS_P_MSGID, CMS_P_MSGTYPE, CMS_P_ATTACH,
+  CMS_P_EXT, CMS_P_SUBTYPE, CMS_P_RESENDFLAG, CMS_P_RBRACE, CMS_P_COUNT
+} cms_piece;
+
+typedef struct cms_form_piece {
+  const char *json, *pct;
+  size_t pct_len;
+} cms_form_piece;
+
+extern const cms_form_piece cms_form_pieces[CMS_P_COUNT];
+int cms_form_put(cms_buf *b, cms_piece p);
+
 #endif

@@ -1,5 +1,6 @@
 #include "cms_sign.h"
 #include <openssl/evp.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <string.h>
 
@@ -53,6 +54,35 @@ int cms_nonce(char out[CMS_NONCE_LEN + 1]) {
   if (RAND_bytes(r, (int)sizeof r) != 1) return -1;
   hex(r, sizeof r, out);
   return 0;
+}
+
+void cms_rand_init(cms_rand *r) { r->pos = sizeof r->buf; }
+
+static const unsigned char *rand_take(cms_rand *r, size_t n) {
+  const unsigned char *p;
+  if (r->pos + n > sizeof r->buf) {
+    if (RAND_bytes(r->buf, (int)sizeof r->buf) != 1) return NULL;
+    r->pos = 0;
+  }
+  p = r->buf + r->pos;
+  r->pos += n;
+  return p;
+}
+
+int cms_rand_hex32(cms_rand *r, char out[CMS_NONCE_LEN + 1]) {
+  const unsigned char *p = rand_take(r, CMS_NONCE_LEN / 2);
+  if (!p) return -1;
+  hex(p, CMS_NONCE_LEN / 2, out);
+  OPENSSL_cleanse((void *)p, CMS_NONCE_LEN / 2); /* used bytes leave the pool */
+  return 0;
+}
+
+unsigned long cms_rand_below(cms_rand *r, unsigned long n) {
+  const unsigned char *p = rand_take(r, 4);
+  unsigned long v;
+  if (!p || n == 0) return 0;
+  v = ((unsigned long)p[0] << 24) | ((unsigned long)p[1] << 16) | ((unsigned long)p[2] << 8) | p[3];
+  return v % n;
 }
 
 int cms_uuid4(char out[37]) {

@@ -14,6 +14,20 @@ int cms_checksum(const char *secret, size_t secret_len, const char *nonce,
                  const char *curtime, char out[41]);
 /* 32 lowercase hex characters from the CSPRNG; -1 if it could not be seeded */
 int cms_nonce(char out[CMS_NONCE_LEN + 1]);
+/* A pool of CSPRNG bytes, refilled by one RAND_bytes call when empty, so a
+ * send (a RequestId, then a Nonce per attempt) does not pay for a call each:
+ * one per client, no globals. */
+typedef struct cms_rand {
+  unsigned char buf[512];
+  size_t pos;
+} cms_rand;
+
+void cms_rand_init(cms_rand *r);
+/* 16 fresh bytes as 32 lowercase hex characters; -1 if the CSPRNG failed */
+int cms_rand_hex32(cms_rand *r, char out[CMS_NONCE_LEN + 1]);
+/* a random value in [0, n) for jitter; 0 when the CSPRNG failed */
+unsigned long cms_rand_below(cms_rand *r, unsigned long n);
+
 /* a random RFC 4122 version-4 UUID, 36 characters */
 int cms_uuid4(char out[37]);
 /* constant-time comparison of two equal-length strings (0 when equal) */

@@ -8,6 +8,7 @@
 #include "cms_http.h"
 #include "cms_pace.h"
 #include "cms_rules.h"
+#include "cms_sign.h"
 
 #define LCMS_VERSION "0.1.0"
 #define LCMS_CLIENT_MT "commsease.client"
@@ -39,6 +40,7 @@ typedef struct lcms_client {
   cms_http_xfer xfer;          /* scratch: the current transfer */
   struct curl_slist *headers;  /* the current attempt's headers */
   cms_pace pace;               /* rate limit and 416 penalty, for every call */
+  cms_rand rand;               /* Nonces, RequestIds, jitter */
   CURLM *multi;                /* send_all/fanout; created on first use */
   lcms_slot slots[LCMS_MAX_CONCURRENCY];
   int n_slots;                 /* slots with an easy handle */

@@ -163,6 +163,7 @@ int lcms_new(lua_State *L) {
   cms_buf_init(&c->xfer.answer, CMS_MAX_ANSWER);
   c->retries = (int)retries;
   cms_pace_init(&c->pace, rate, penalty);
+  cms_rand_init(&c->rand);
   c->n_endpoints = n_eps;
   c->appkey = dup_trimmed(appkey, appkey_len, "");
   c->secret = malloc(secret_len + 1);
@@ -202,7 +203,7 @@ typedef struct sig {
 } sig;
 
 static int sign(lcms_client *c, sig *s) {
-  if (cms_nonce(s->nonce)) return -1;
+  if (cms_rand_hex32(&c->rand, s->nonce)) return -1;
   snprintf(s->curtime, sizeof s->curtime, "%lld", (long long)time(NULL));
   return cms_checksum(c->secret, c->secret_len, s->nonce, s->curtime, s->checksum);
 }
@@ -265,7 +266,7 @@ static int client_send(lua_State *L) {
   lua_settop(L, 2);
   if (lcms_encode_params(L, 2, &c->form, &e)) return lcms_push_invalid(L, &e);
   /* stack: self params msgIds */
-  if (cms_nonce(rid)) return local_error(L, "no random bytes for a RequestId", NULL);
+  if (cms_rand_hex32(&c->rand, rid)) return local_error(L, "no random bytes for a RequestId", NULL);
   for (;;) {
     CURLcode rc;
     long wait;
@@ -299,7 +300,7 @@ static int client_prepare(lua_State *L) {
   lua_settop(L, 2);
   /* prepare signs with its own Nonce/CurTime; the caller sends it */
   if (lcms_encode_params(L, 2, &c->form, &e)) return lcms_push_invalid(L, &e);
-  if (cms_nonce(rid) || sign(c, &s))
+  if (cms_rand_hex32(&c->rand, rid) || sign(c, &s))
     return local_error(L, "could not sign the request (libcrypto failure)", NULL);
   lua_createtable(L, 0, 6);
   lua_pushliteral(L, "POST");

@@ -265,26 +265,26 @@ static int encode_msg(enc *x, int m, int i, int ids, cms_msg_view *v) {
   /* {"msgId":...,"msgType":N,"attach":...[,"ext":...][,"subType":N][,"resendFlag":N]} */
   {
     cms_buf *f = x->form;
-    if (i > 1) cms_form_lit(f, ",");
-    cms_form_lit(f, "{\"msgId\":");
+    if (i > 1) cms_form_put(f, CMS_P_COMMA);
+    cms_form_put(f, CMS_P_MSGID);
     cms_form_json_string(f, v->msgId, v->msgId_len);
-    cms_form_lit(f, ",\"msgType\":");
+    cms_form_put(f, CMS_P_MSGTYPE);
     cms_form_int(f, v->msgType);
-    cms_form_lit(f, ",\"attach\":");
+    cms_form_put(f, CMS_P_ATTACH);
     cms_form_json_string(f, v->attach, v->attach_len);
     if (v->ext) {
-      cms_form_lit(f, ",\"ext\":");
+      cms_form_put(f, CMS_P_EXT);
       cms_form_json_string(f, v->ext, v->ext_len);
     }
     if (v->has_subType) {
-      cms_form_lit(f, ",\"subType\":");
+      cms_form_put(f, CMS_P_SUBTYPE);
       cms_form_int(f, v->subType);
     }
     if (v->has_resendFlag) {
-      cms_form_lit(f, ",\"resendFlag\":");
+      cms_form_put(f, CMS_P_RESENDFLAG);
       cms_form_int(f, v->resendFlag);
     }
-    if (cms_form_lit(f, "}")) return oom(x, "msgList");
+    if (cms_form_put(f, CMS_P_RBRACE)) return oom(x, "msgList");
   }
   lua_settop(L, top);
   return 0;
@@ -303,7 +303,7 @@ static int encode_msglist(enc *x, const cms_rule *r, int ids) {
     return cms_verr_set(x->e, r->name, "msgList must be a list (keys 1..n, no holes)");
   if (cms_check_count(r, n, x->e)) return -1;
   cms_form_key(x->form, r->name);
-  cms_form_lit(x->form, "[");
+  cms_form_put(x->form, CMS_P_LBRACKET);
   for (i = 1; i <= (int)n; i++) {
     lua_rawgeti(L, list, i);
     if (encode_msg(x, list + 1, i, ids, &views[i - 1])) return -1;
@@ -311,7 +311,7 @@ static int encode_msglist(enc *x, const cms_rule *r, int ids) {
   }
   /* the msgIds stay alive in the ids list */
   if (cms_check_unique_msgids(views, (int)n, x->e)) return -1;
-  if (cms_form_lit(x->form, "]")) return oom(x, r->name);
+  if (cms_form_put(x->form, CMS_P_RBRACKET)) return oom(x, r->name);
   return 0;
 }
 
@@ -327,7 +327,7 @@ static int encode_accids(enc *x, const cms_rule *r) {
     return cms_verr_set(x->e, r->name, "toAccids must be a list (keys 1..n, no holes)");
   if (cms_check_count(r, n, x->e)) return -1;
   cms_form_key(x->form, r->name);
-  cms_form_lit(x->form, "[");
+  cms_form_put(x->form, CMS_P_LBRACKET);
   for (i = 1; i <= (int)n; i++) {
     size_t len;
     const char *s;
@@ -344,11 +344,11 @@ static int encode_accids(enc *x, const cms_rule *r) {
       snprintf(path, sizeof path, "toAccids[%d]", i);
       return cms_check_accid(path, s, len, x->e);
     }
-    if (i > 1) cms_form_lit(x->form, ",");
+    if (i > 1) cms_form_put(x->form, CMS_P_COMMA);
     cms_form_json_string(x->form, s, len);
     lua_pop(L, 1);
   }
-  if (cms_form_lit(x->form, "]")) return oom(x, r->name);
+  if (cms_form_put(x->form, CMS_P_RBRACKET)) return oom(x, r->name);
   return 0;
 }
 

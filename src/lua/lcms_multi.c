@@ -132,18 +132,13 @@ static void requeue(run *r, int i, long long now, long delay_ms) {
 }
 
 static long backoff(run *r, int attempt) {
-  long base = r->backoff_ms, d;
+  long base = r->backoff_ms;
   int k;
   if (base <= 0) return 0;
   for (k = 1; k < attempt && base < 2000; k++) base *= 2;
   if (base > 2000) base = 2000;
-  {
-    unsigned char rnd[2] = {0, 0};
-    char hex[CMS_NONCE_LEN + 1];
-    if (cms_nonce(hex) == 0) rnd[0] = (unsigned char)hex[0], rnd[1] = (unsigned char)hex[1];
-    d = base / 2 + (long)(((unsigned)rnd[0] * 31u + rnd[1]) % (unsigned)(base / 2 + 1));
-  }
-  return d;
+  /* half the delay, plus up to the other half at random */
+  return base / 2 + (long)cms_rand_below(&r->c->rand, (unsigned long)(base / 2 + 1));
 }
 
 /* marks every message of call i as a resend */
@@ -188,7 +183,7 @@ static void start(run *r, int i, lcms_slot *s, long long now) {
   }
   lua_rawseti(L, r->ids, i);
   lua_settop(L, top);
-  if ((!it->rid[0] && cms_nonce(it->rid)) || lcms_build_headers(c, &s->headers, it->rid) ||
+  if ((!it->rid[0] && cms_rand_hex32(&c->rand, it->rid)) || lcms_build_headers(c, &s->headers, it->rid) ||
       (rc = cms_http_prepare(s->easy, &s->xfer, c->urls[it->ep], s->headers, s->form.data,
                              s->form.len)) != CURLE_OK ||
       curl_multi_add_handle(c->multi, s->easy) != CURLM_OK) {
