@@ -6,13 +6,12 @@ static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static void global_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 void cms_http_global_init(void) { pthread_once(&global_once, global_init); }
 
-static size_t read_cb(char *dst, size_t size, size_t nmemb, void *ud) {
+/* called before every request libcurl sends: only the first may go */
+static int prereq_cb(void *ud, char *conn_primary_ip, char *conn_local_ip, int conn_primary_port,
+                     int conn_local_port) {
   cms_http_xfer *x = ud;
-  size_t room = size * nmemb, left = x->body_len - x->body_pos;
-  size_t n = left < room ? left : room;
-  memcpy(dst, x->body + x->body_pos, n);
-  x->body_pos += n;
-  return n;
+  (void)conn_primary_ip, (void)conn_local_ip, (void)conn_primary_port, (void)conn_local_port;
+  return ++x->requests == 1 ? CURL_PREREQFUNC_OK : CURL_PREREQFUNC_ABORT;
 }
 
 static size_t write_cb(char *src, size_t size, size_t nmemb, void *ud) {
@@ -38,7 +37,7 @@ CURLcode cms_http_configure(CURL *h, const cms_http_opts *o) {
   SET(CURLOPT_PROXY, o->proxy ? o->proxy : "");
   if (o->ca_file) SET(CURLOPT_CAINFO, o->ca_file);
   SET(CURLOPT_POST, 1L);
-  SET(CURLOPT_READFUNCTION, read_cb);
+  SET(CURLOPT_PREREQFUNCTION, prereq_cb);
   SET(CURLOPT_WRITEFUNCTION, write_cb);
 #undef SET
   return rc;
@@ -49,7 +48,7 @@ CURLcode cms_http_prepare(CURL *h, cms_http_xfer *x, const char *url,
   CURLcode rc = CURLE_OK;
   x->body = body;
   x->body_len = len;
-  x->body_pos = 0;
+  x->requests = 0;
   x->status = 0;
   x->rc = CURLE_OK;
   x->errbuf[0] = '\0';
@@ -59,7 +58,8 @@ CURLcode cms_http_prepare(CURL *h, cms_http_xfer *x, const char *url,
   SET(CURLOPT_URL, url);
   SET(CURLOPT_HTTPHEADER, headers);
   SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-  SET(CURLOPT_READDATA, x);
+  SET(CURLOPT_POSTFIELDS, body);
+  SET(CURLOPT_PREREQDATA, x);
   SET(CURLOPT_WRITEDATA, x);
   SET(CURLOPT_ERRORBUFFER, x->errbuf);
   SET(CURLOPT_PRIVATE, x);
@@ -93,8 +93,9 @@ cms_http_outcome cms_http_finish(CURL *h, cms_http_xfer *x, CURLcode rc) {
 }
 
 const char *cms_http_describe(const cms_http_xfer *x) {
-  if (x->rc == CURLE_SEND_FAIL_REWIND)
-    return "the connection closed after the request was sent, with no answer";
+  if (x->rc == CURLE_ABORTED_BY_CALLBACK && x->requests > 1)
+    return "the connection closed after the request was sent, with no answer "
+           "(not replayed: a resend is the caller's decision)";
   if (x->errbuf[0]) return x->errbuf;
   return curl_easy_strerror(x->rc);
 }

@@ -1,9 +1,14 @@
 /* cms_http.h -- one HTTP POST over a reused libcurl easy handle.
  *
- * The body is handed to libcurl through a read callback with no seek callback,
- * so libcurl can never replay a request by itself (on a dead kept-alive
- * connection it fails with CURLE_SEND_FAIL_REWIND instead): every resend is
- * the caller's decision.  Answers are capped (cms_buf limit).  No Lua here. */
+ * libcurl by itself sends a POST again when a reused keep-alive connection
+ * dies without an answer: the same bytes, the same Nonce, resendFlag 0.  Here
+ * it cannot: a pre-request callback (CURLOPT_PREREQFUNCTION, called before
+ * every request libcurl sends) lets the first request of a transfer through
+ * and aborts any second one, so the transfer fails (CURLE_ABORTED_BY_CALLBACK,
+ * reported as "answer lost") and every resend is the caller's decision.  The
+ * body goes as POSTFIELDS, so headers and body leave in one send (a read
+ * callback without a seek callback also stops the replay, but costs a second
+ * send per request).  Answers are capped (cms_buf limit).  No Lua here. */
 #ifndef CMS_HTTP_H
 #define CMS_HTTP_H
 #include <curl/curl.h>
@@ -31,7 +36,8 @@ typedef enum cms_http_outcome {
 typedef struct cms_http_xfer {
   /* request, owned by the caller for the whole transfer */
   const char *body;
-  size_t body_len, body_pos;
+  size_t body_len;
+  int requests;          /* requests libcurl began for this transfer */
   /* answer */
   cms_buf answer;
   long status;
