@@ -504,6 +504,7 @@ static emu_msg *new_msg(const call *k, const vmsg *v, long long now_ms) {
 static char *process(emu_server *s, call *k, const emu_fault *fault) {
   cJSON *o = cJSON_CreateObject(), *succ, *fail;
   char **events = NULL, *text;
+  emu_inbox **inboxes;
   int nev = 0, i, nas;
   long long now_ms = emu_wall_ms();
   int webhook = s->wh.started && k->route == 1;
@@ -512,8 +513,11 @@ static char *process(emu_server *s, call *k, const emu_fault *fault) {
   succ = cJSON_AddArrayToObject(o, "success");
   fail = cJSON_AddArrayToObject(o, "fail");
   if (webhook) events = calloc((size_t)k->nmsgs, sizeof *events);
+  inboxes = calloc(k->nto ? k->nto : 1, sizeof *inboxes);
   pthread_mutex_lock(&s->mu);
   nas = s->st.numbers_as_strings;
+  if (inboxes) /* looked up once per call, not once per message */
+    for (i = 0; i < (int)k->nto; i++) inboxes[i] = emu_inbox_get(&s->st, k->to[i], 1);
   for (i = 0; i < k->nmsgs; i++) {
     const vmsg *v = &k->msgs[i];
     cJSON *entry = cJSON_CreateObject();
@@ -556,7 +560,7 @@ static char *process(emu_server *s, call *k, const emu_fault *fault) {
       }
       m->refs = 1;  /* held while delivering */
       for (j = 0; j < k->nto; j++) {
-        emu_inbox *ib = emu_inbox_get(&s->st, k->to[j], 1);
+        emu_inbox *ib = inboxes ? inboxes[j] : emu_inbox_get(&s->st, k->to[j], 1);
         if (ib) emu_inbox_push(ib, m, s->cfg.inbox_max);
       }
       if (events) events[nev++] = webhook_event(m);
@@ -567,6 +571,7 @@ static char *process(emu_server *s, call *k, const emu_fault *fault) {
     free(dkey);
   }
   pthread_mutex_unlock(&s->mu);
+  free(inboxes);
   for (i = 0; i < nev; i++) emu_webhook_push(&s->wh, events[i]);
   free(events);
   text = cJSON_PrintUnformatted(o);
