@@ -306,7 +306,7 @@ static void loop(run *r) {
   while (r->done < r->n) {
     long long now = cms_now_ms();
     long wait = 50;
-    int running = 0, left = 0;
+    int running = 0, left = 0, finished = 0;
     CURLMsg *m;
     if (r->deadline_at && now >= r->deadline_at) {
       abort_all(r);
@@ -331,10 +331,12 @@ static void loop(run *r) {
         if (c->slots[k].easy == m->easy_handle && c->slots[k].item) {
           CURLcode rc = m->data.result;
           done(r, &c->slots[k], rc, cms_now_ms());
+          finished++;
           break;
         }
     }
     if (r->done >= r->n) break;
+    if (finished) continue; /* slots are free: start the next calls before waiting */
     if (r->deadline_at) {
       long long left_ms = r->deadline_at - cms_now_ms();
       if (left_ms < wait) wait = left_ms < 0 ? 0 : (long)left_ms;
