@@ -168,6 +168,31 @@ describe("validation before I/O", function()
     for _, id in ipairs(res.msgIds) do assert.is_table(res.success[id]) end
   end)
 
+  it("takes toAccids in list order even when the table was filled out of order", function()
+    local p = base()
+    local to = {}
+    for i = 60, 1, -1 do to[i] = "member_" .. i end -- filled backwards: not an array part
+    p.toAccids = to
+    local req = assert(client:prepare(p))
+    local sent = require("cjson").decode(helpers.form_decode and helpers.form_decode(req.body).toAccids
+                                         or req.body:match("toAccids=([^&]*)"):gsub("%%(%x%x)",
+                                           function(h) return string.char(tonumber(h, 16)) end))
+    assert.equal(60, #sent)
+    for i = 1, 60 do assert.equal("member_" .. i, sent[i]) end
+  end)
+
+  it("refuses a toAccids table with a key that is not a list index", function()
+    local p = base()
+    p.toAccids = {"p1", "p2", extra = "p3"}
+    local _, err = client:send(p)
+    assert.equal("invalid", err.kind)
+    assert.equal("toAccids", err.field)
+    assert.matches("list", err.message)
+    p.toAccids = {"p1", nil, "p3"}
+    _, err = client:send(p)
+    assert.equal("toAccids", err.field)
+  end)
+
   it("never raises for bad data, whatever its shape", function()
     local weird = {42, "x", true, {roomid = {}}, {msgList = "x"}, {toAccids = "p1"},
                    {roomid = 1, fromAccid = "a", toAccids = {"b"}, msgList = {{attach = function() end}}},

@@ -18,7 +18,10 @@ static const unsigned char keep[256] = {
   ['y'] = 1, ['z'] = 1,
 };
 
-static char *room(cms_buf *b, size_t n) { return cms_buf_reserve(b, n); }
+static char *room(cms_buf *b, size_t n) {
+  if (b->data && !b->oom && !b->overflow && b->cap - b->len > n) return b->data + b->len;
+  return cms_buf_reserve(b, n);
+}
 
 int cms_form_key(cms_buf *b, const char *key) {
   if (b->len && cms_buf_addc(b, '&')) return -1;
@@ -104,5 +107,11 @@ const cms_form_piece cms_form_pieces[CMS_P_COUNT] = {
 };
 
 int cms_form_put(cms_buf *b, cms_piece p) {
-  return cms_buf_add(b, cms_form_pieces[p].pct, cms_form_pieces[p].pct_len);
+  size_t n = cms_form_pieces[p].pct_len;
+  char *o = room(b, n);
+  if (!o) return -1;
+  memcpy(o, cms_form_pieces[p].pct, n);
+  b->len += n;
+  b->data[b->len] = '\0';
+  return 0;
 }

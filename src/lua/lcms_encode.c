@@ -55,35 +55,40 @@ static int get_integer(lua_State *L, int idx, long long *out) {
   return 0;
 }
 
-/* every key of table t must name a rule (index 0: params, else msgList[index]) */
-static int check_keys(enc *x, int t, const cms_rule *rules, int index) {
+/* One pass over table t (raw, as lua_next sees it): every key must name a
+ * rule (index 0: params, else msgList[index]), and the value of rule k is
+ * copied to stack slot base + k, which the caller filled with nils.  The
+ * values stay anchored there while their strings are in use. */
+static int collect_fields(enc *x, int t, const cms_rule *rules, int index, int base) {
   lua_State *L = x->L;
   lua_pushnil(L);
   while (lua_next(L, t)) {
     const char *k;
     const cms_rule *r;
-    lua_pop(L, 1);
-    if (lua_type(L, -1) != LUA_TSTRING) {
+    if (lua_type(L, -2) != LUA_TSTRING) {
       char where[32];
       if (index) snprintf(where, sizeof where, "msgList[%d]", index);
       else snprintf(where, sizeof where, "params");
       return cms_verr_set(x->e, where, "%s has a %s key; only named fields are allowed", where,
-                          luaL_typename(L, -1));
+                          luaL_typename(L, -2));
     }
-    k = lua_tostring(L, -1);
+    k = lua_tostring(L, -2);
     for (r = rules; r->name; r++)
       if (r->name[0] == k[0] && strcmp(r->name, k) == 0) break;
     if (!r->name) {
       fpath p = {index, k};
       char path[160];
       path_of(p, path, sizeof path);
-      lua_pop(L, 1);
       return cms_verr_set(x->e, path, "%s is not a field of %s; check its spelling (API.md "
                           "names)", path, index ? "a message" : "batchSendMsgToSomeone");
     }
+    lua_replace(L, base + (int)(r - rules)); /* pops the value */
   }
   return 0;
 }
+
+/* stack slots of a message's fields, in cms_msg_rules order */
+enum { F_MSGID, F_MSGTYPE, F_ATTACH, F_EXT, F_SUBTYPE, F_RESENDFLAG, F_COUNT };
 
 /* a proper sequence 1..n with no other keys */
 static int seq_len(lua_State *L, int t, size_t *n) {
@@ -181,10 +186,11 @@ static int encode_msg(enc *x, int m, int i, int ids, cms_msg_view *v) {
     return cms_verr_set(x->e, where, "%s must be a message table, not a %s", where,
                         luaL_typename(L, m));
   }
-  if (check_keys(x, m, cms_msg_rules, i)) return -1;
+  lua_settop(L, top + F_COUNT); /* top+1..top+6: the fields, nil when absent */
+  if (collect_fields(x, m, cms_msg_rules, i, top + 1)) return -1;
   memset(v, 0, sizeof *v);
-  /* top+1: msgId, the caller's or a fresh UUID */
-  lua_getfield(L, m, "msgId");
+  /* top+7: msgId, the caller's or a fresh UUID */
+  lua_pushvalue(L, top + 1 + F_MSGID);
   if (lua_isnil(L, -1)) {
     char u[37];
     lua_pop(L, 1);
@@ -193,11 +199,11 @@ static int encode_msg(enc *x, int m, int i, int ids, cms_msg_view *v) {
   } else if (lua_type(L, -1) != LUA_TSTRING) {
     FAIL(x, AT("msgId"), "%s must be a string, not a %s", path_, luaL_typename(L, -1));
   }
-  v->msgId = lua_tolstring(L, top + 1, &v->msgId_len);
-  lua_pushvalue(L, top + 1);
+  v->msgId = lua_tolstring(L, top + 7, &v->msgId_len);
+  lua_pushvalue(L, top + 7);
   lua_rawseti(L, ids, i);
   /* msgType: an integer or a name */
-  lua_getfield(L, m, "msgType");
+  lua_pushvalue(L, top + 1 + F_MSGTYPE);
   if (lua_type(L, -1) == LUA_TSTRING) {
     size_t len;
     const char *name = lua_tolstring(L, -1, &len);
@@ -216,8 +222,8 @@ static int encode_msg(enc *x, int m, int i, int ids, cms_msg_view *v) {
          luaL_typename(L, -1));
   }
   lua_pop(L, 1);
-  /* top+2: attach, as text; JSON types are checked against their schema */
-  lua_getfield(L, m, "attach");
+  /* top+8: attach, as text; JSON types are checked against their schema */
+  lua_pushvalue(L, top + 1 + F_ATTACH);
   if (!lua_isnil(L, -1) && t) {
     if (t->attach_json) {
       tref r;
@@ -230,16 +236,16 @@ static int encode_msg(enc *x, int m, int i, int ids, cms_msg_view *v) {
       FAIL(x, AT("attach"), "%s must be a string for a %s message, not a %s", path_, t->name,
            luaL_typename(L, -1));
     }
-    v->attach = lua_tolstring(L, top + 2, &v->attach_len);
+    v->attach = lua_tolstring(L, top + 8, &v->attach_len);
   }
-  /* top+3: ext, JSON text or a table */
-  lua_getfield(L, m, "ext");
+  /* top+9: ext, JSON text or a table */
+  lua_pushvalue(L, top + 1 + F_EXT);
   if (!lua_isnil(L, -1)) {
     if (json_value(x, AT("ext"), 0, 0)) return -1;
-    v->ext = lua_tolstring(L, top + 3, &v->ext_len);
+    v->ext = lua_tolstring(L, top + 9, &v->ext_len);
   }
   /* subType */
-  lua_getfield(L, m, "subType");
+  lua_pushvalue(L, top + 1 + F_SUBTYPE);
   if (!lua_isnil(L, -1)) {
     if (get_integer(L, -1, &n))
       FAIL(x, AT("subType"), "%s must be an integer > 0, not a %s", path_, luaL_typename(L, -1));
@@ -248,7 +254,7 @@ static int encode_msg(enc *x, int m, int i, int ids, cms_msg_view *v) {
   }
   lua_pop(L, 1);
   /* resendFlag: 0/1 or a boolean */
-  lua_getfield(L, m, "resendFlag");
+  lua_pushvalue(L, top + 1 + F_RESENDFLAG);
   if (lua_isboolean(L, -1)) {
     v->has_resendFlag = 1;
     v->resendFlag = lua_toboolean(L, -1);
@@ -315,39 +321,64 @@ static int encode_msglist(enc *x, const cms_rule *r, int ids) {
   return 0;
 }
 
-/* toAccids at the top: written into the form */
+/* toAccids[i], at idx: checked, then written (after a comma unless first) */
+static int put_accid(enc *x, int i, int idx) {
+  lua_State *L = x->L;
+  size_t len;
+  const char *s;
+  char path[32];
+  if (lua_type(L, idx) != LUA_TSTRING) {
+    snprintf(path, sizeof path, "toAccids[%d]", i);
+    return cms_verr_set(x->e, path, "%s must be a string (an accid), not a %s", path,
+                        luaL_typename(L, idx));
+  }
+  s = lua_tolstring(L, idx, &len);
+  if (!cms_accid_valid(s, len)) {
+    snprintf(path, sizeof path, "toAccids[%d]", i);
+    return cms_check_accid(path, s, len, x->e);
+  }
+  if (i > 1) cms_form_put(x->form, CMS_P_COMMA);
+  return cms_form_json_string(x->form, s, len);
+}
+
+/* toAccids at the top: written into the form.  The usual list is walked once
+ * with lua_next (array order); a list whose keys come out of order takes the
+ * exact path (sequence check, then 1..n). */
 static int encode_accids(enc *x, const cms_rule *r) {
   lua_State *L = x->L;
-  int list = lua_gettop(L), i;
-  size_t n;
+  int list = lua_gettop(L), i = 0, in_order = 1;
+  size_t n, start;
   if (lua_type(L, list) != LUA_TTABLE)
     return cms_verr_set(x->e, r->name, "toAccids must be a list of accids, not a %s",
                         luaL_typename(L, list));
-  if (seq_len(L, list, &n))
-    return cms_verr_set(x->e, r->name, "toAccids must be a list (keys 1..n, no holes)");
-  if (cms_check_count(r, n, x->e)) return -1;
   cms_form_key(x->form, r->name);
   cms_form_put(x->form, CMS_P_LBRACKET);
-  for (i = 1; i <= (int)n; i++) {
-    size_t len;
-    const char *s;
-    lua_rawgeti(L, list, i);
-    if (lua_type(L, -1) != LUA_TSTRING) {
-      char path[32];
-      snprintf(path, sizeof path, "toAccids[%d]", i);
-      return cms_verr_set(x->e, path, "%s must be a string (an accid), not a %s", path,
-                          luaL_typename(L, -1));
+  start = x->form->len;
+  lua_pushnil(L);
+  while (lua_next(L, list)) {
+    if (!lua_isinteger(L, -2) || lua_tointeger(L, -2) != i + 1 || i >= (int)r->max_items) {
+      lua_pop(L, 2);
+      in_order = 0;
+      break;
     }
-    s = lua_tolstring(L, -1, &len);
-    if (!cms_accid_valid(s, len)) {
-      char path[32];
-      snprintf(path, sizeof path, "toAccids[%d]", i);
-      return cms_check_accid(path, s, len, x->e);
-    }
-    if (i > 1) cms_form_put(x->form, CMS_P_COMMA);
-    cms_form_json_string(x->form, s, len);
+    i++;
+    if (put_accid(x, i, list + 2)) return -1;
     lua_pop(L, 1);
   }
+  if (in_order) {
+    n = (size_t)i;
+  } else {
+    x->form->len = start;
+    if (seq_len(L, list, &n))
+      return cms_verr_set(x->e, r->name, "toAccids must be a list (keys 1..n, no holes)");
+    if (cms_check_count(r, n, x->e)) return -1;
+    for (i = 1; i <= (int)n; i++) {
+      lua_rawgeti(L, list, i);
+      if (put_accid(x, i, list + 1)) return -1;
+      lua_pop(L, 1);
+    }
+  }
+  if (cms_check_count(r, n, x->e)) return -1;
   if (cms_form_put(x->form, CMS_P_RBRACKET)) return oom(x, r->name);
   return 0;
 }
@@ -439,7 +470,7 @@ static int encode_param(enc *x, const cms_rule *r, int ids) {
 }
 
 int lcms_encode_params(lua_State *L, int params, cms_buf *form, cms_verr *e) {
-  int top = lua_gettop(L), ids;
+  int top = lua_gettop(L), ids, nrules = 0;
   const cms_rule *r;
   enc x;
   params = lua_absindex(L, params);
@@ -447,16 +478,19 @@ int lcms_encode_params(lua_State *L, int params, cms_buf *form, cms_verr *e) {
   x.form = form;
   x.e = e;
   x.params = params;
+  while (cms_param_rules[nrules].name) nrules++;
   cms_buf_reset(form);
   if (lua_type(L, params) != LUA_TTABLE) {
     cms_verr_set(e, "params", "params must be a table, not a %s", luaL_typename(L, params));
     goto fail;
   }
-  if (check_keys(&x, params, cms_param_rules, 0)) goto fail;
   lua_createtable(L, 10, 0);
   ids = lua_gettop(L);
+  for (r = cms_param_rules; r->name; r++) lua_pushnil(L);
+  if (collect_fields(&x, params, cms_param_rules, 0, ids + 1)) goto fail;
   for (r = cms_param_rules; r->name; r++) {
-    lua_getfield(L, params, r->name);
+    int slot = ids + 1 + (int)(r - cms_param_rules);
+    lua_pushvalue(L, slot);
     if (lua_isnil(L, -1)) {
       lua_pop(L, 1);
       if (r->required) {
@@ -466,7 +500,7 @@ int lcms_encode_params(lua_State *L, int params, cms_buf *form, cms_verr *e) {
       continue;
     }
     if (encode_param(&x, r, ids)) goto fail;
-    lua_settop(L, ids);
+    lua_settop(L, ids + nrules);
   }
   if (form->oom) {
     cms_verr_set(e, "params", "out of memory while encoding the form");
