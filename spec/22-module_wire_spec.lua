@@ -84,6 +84,8 @@ describe("the request on the wire", function()
     assert.same({url = "https://cdn.example/x.jpg", md5 = "abc", ext = "jpg", w = 64, h = 48,
                  size = 2048}, cjson.decode(msgs[2].attach))
     assert.same({v = 2}, cjson.decode(msgs[2].ext))
+    -- "/" stays "/" (lua-cjson alone would write "\/", a character more each)
+    assert.truthy(msgs[2].attach:find('"url":"https://cdn.example/x.jpg"', 1, true), msgs[2].attach)
     assert.same({msgId = "c-9", msgType = 100, subType = 3, resendFlag = 0,
                  attach = msgs[3].attach}, msgs[3])
     assert.same({kind = "reward", gold = 50}, cjson.decode(msgs[3].attach))
@@ -109,6 +111,13 @@ describe("the request on the wire", function()
     assert(client:send{roomid = 1, fromAccid = "a", toAccids = {"b"},
                        msgList = {commsease.custom({y = 2})}, antispam = false})
     assert.equal("false", last_request().form.antispam)
+  end)
+
+  it("keeps a backslash before a slash when it writes tables as JSON", function()
+    assert(client:send{roomid = 1, fromAccid = "a", toAccids = {"b"},
+                       msgList = {commsease.custom({path = "C:\\dir/file", url = "a/b"})}})
+    local msgs = cjson.decode(last_request().form.msgList)
+    assert.same({path = "C:\\dir/file", url = "a/b"}, cjson.decode(msgs[1].attach))
   end)
 
   it("generates a UUID msgId for messages without one", function()
