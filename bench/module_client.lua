@@ -1,6 +1,6 @@
 -- module_client.lua -- the commsease module under load, one case per process.
 --   lua5.4 bench/module_client.lua --url BASE --mode send|send_all|prepare|rss
---          [--n N] [--concurrency C] [--appkey K] [--secret S] [--n1 N] [--n2 N]
+--          [--n N] [--concurrency C] [--batch B] [--appkey K] [--secret S] [--n1 N] [--n2 N]
 -- Prints RESULT lines (see common.lua); send_all without c.send_all prints a
 -- SKIP line.  rss: N1 sends, VmHWM; on to N2 sends in all, VmHWM again.
 package.path = "bench/?.lua;" .. package.path
@@ -53,14 +53,22 @@ elseif o.mode == "send_all" then
     print("SKIP name=" .. name .. " reason=client.send_all does not exist in this build")
     os.exit(0)
   end
+  -- --batch B: the N calls as N/B send_all calls of B (default: one of N)
+  local batch = math.min(o.batch or o.n, o.n)
+  if batch < o.n then name = name .. "_batch" .. batch end
   local list = {}
-  for i = 1, o.n do list[i] = p end
-  local ok = 0
+  for i = 1, batch do list[i] = p end
+  local ok, sent = 0, 0
   local w0, c0 = common.wall(), common.cpu()
-  local out = c:send_all(list, {concurrency = o.concurrency})
-  for i = 1, o.n do
-    local r = out[i]
-    if r and full_success(r.res) then ok = ok + 1 end
+  while sent < o.n do
+    local k = math.min(batch, o.n - sent)
+    if k < batch then list = {table.unpack(list, 1, k)} end
+    local out = c:send_all(list, {concurrency = o.concurrency})
+    for i = 1, k do
+      local r = out[i]
+      if r and full_success(r.res) then ok = ok + 1 end
+    end
+    sent = sent + k
   end
   common.result(name, o.n, ok, common.wall() - w0, common.cpu() - c0)
 elseif o.mode == "prepare" then
