@@ -317,6 +317,31 @@ describe("client:fanout", function()
     c:close()
   end)
 
+  it("refuses send_all, fanout and close from inside on_progress, and stays usable", function()
+    local c = new_client()
+    local tried = {}
+    local report = c:fanout({roomid = 7, fromAccid = "sys", toAccids = accids(150), msgList = messages(2)},
+                            {on_progress = function(done)
+                               if done == 1 then
+                                 tried[#tried + 1] = select(2, pcall(c.send_all, c, {}))
+                                 tried[#tried + 1] = select(2, pcall(c.fanout, c, {}))
+                                 tried[#tried + 1] = select(2, pcall(c.close, c))
+                                 -- a plain send uses its own handle and is fine
+                                 tried[#tried + 1] = c:send{roomid = 7, fromAccid = "sys", toAccids = {"x1"},
+                                                            msgList = {commsease.text("inner")}} and "sent"
+                               end
+                             end})
+    assert.equal(2, report.ok)
+    assert.matches("already running", tried[1])
+    assert.matches("already running", tried[2])
+    assert.matches("cannot close", tried[3])
+    assert.equal("sent", tried[4])
+    assert.is_false(c:is_closed())
+    local again = c:fanout{roomid = 7, fromAccid = "sys", toAccids = accids(3), msgList = messages(1, "again")}
+    assert.equal(1, again.ok)
+    c:close()
+  end)
+
   it("stops at the deadline and reports what did not finish", function()
     local c = new_client{timeout = 5}
     emu:faults{{action = "delay", ms = 3000, when = "before", count = 10}}

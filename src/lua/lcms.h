@@ -44,6 +44,7 @@ typedef struct lcms_client {
   CURLM *multi;                /* send_all/fanout; created on first use */
   lcms_slot slots[LCMS_MAX_CONCURRENCY];
   int n_slots;                 /* slots with an easy handle */
+  int running;                 /* inside send_all/fanout (on_progress may call back) */
 } lcms_client;
 
 /* registry keys (addresses only, no state) */

@@ -361,7 +361,10 @@ static void release(lcms_client *c) {
 }
 
 static int client_close(lua_State *L) {
-  release(luaL_checkudata(L, 1, LCMS_CLIENT_MT));
+  lcms_client *c = luaL_checkudata(L, 1, LCMS_CLIENT_MT);
+  if (c->running)
+    return luaL_error(L, "commsease: cannot close a client inside its own send_all/fanout");
+  release(c);
   return 0;
 }
 

@@ -345,6 +345,46 @@ static void loop(run *r) {
   }
 }
 
+/* The loop runs under lua_pcall so that the client's `running` mark is
+ * cleared however it ends (a memory error while building results would
+ * otherwise leave it set).  The callee sees the tables as its own arguments. */
+static int loop_protected(lua_State *L) {
+  run *r = lua_touserdata(L, 1);
+  r->list = 2;
+  r->results = 3;
+  r->ids = 4;
+  r->perr = 5;
+  r->progress = lua_isnil(L, 6) ? 0 : 6;
+  loop(r);
+  lua_pushvalue(L, 5);
+  return 1;
+}
+
+static void run_loop(lua_State *L, run *r) {
+  int list = r->list, results = r->results, ids = r->ids, perr = r->perr,
+      progress = r->progress, rc;
+  lua_pushcfunction(L, loop_protected);
+  lua_pushlightuserdata(L, r);
+  lua_pushvalue(L, list);
+  lua_pushvalue(L, results);
+  lua_pushvalue(L, ids);
+  lua_pushvalue(L, perr);
+  if (progress) lua_pushvalue(L, progress);
+  else lua_pushnil(L);
+  r->c->running = 1;
+  rc = lua_pcall(L, 6, 1, 0);
+  r->c->running = 0;
+  r->list = list, r->results = results, r->ids = ids, r->perr = perr, r->progress = progress;
+  if (rc != LUA_OK) lua_error(L);
+  lua_replace(L, perr); /* a progress error, or nil */
+}
+
+static void check_not_running(lua_State *L, lcms_client *c) {
+  if (c->running)
+    luaL_error(L, "commsease: this client is already running send_all/fanout "
+               "(called from on_progress?); use another client");
+}
+
 /* opts common to send_all and fanout; raises on misuse */
 static void read_opts(lua_State *L, int opts, run *r, int default_retries) {
   r->concurrency = 8;
@@ -433,11 +473,12 @@ int lcms_send_all(lua_State *L) {
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 3);
   read_opts(L, 3, &r, c->retries);
+  check_not_running(L, c);
   r.list = 2;
   r.fanout = 0;
   r.backoff_ms = 0;
   run_all(L, c, &r);
-  loop(&r);
+  run_loop(L, &r);
   lua_pushvalue(L, r.results);
   return 1;
 }
@@ -449,6 +490,7 @@ int lcms_fanout(lua_State *L) {
   cms_verr e;
   int plan, pcalls, report, failures, i, nf = 0, ok = 0;
   memset(&r, 0, sizeof r);
+  check_not_running(L, c);
   lua_settop(L, 3);
   read_opts(L, 3, &r, 3);
   if (lcms_chunk_params(L, 2, &e)) return lcms_push_invalid(L, &e);
@@ -461,8 +503,8 @@ int lcms_fanout(lua_State *L) {
   /* receiver pacing: a call waits for the previous call to its recipients */
   {
     int n = r.n, g;
-    int *last = calloc((size_t)n + 1, sizeof(int));
-    if (!last) luaL_error(L, "commsease: out of memory");
+    int *last = lua_newuserdata(L, ((size_t)n + 1) * sizeof(int)); /* Lua-owned scratch */
+    memset(last, 0, ((size_t)n + 1) * sizeof(int));
     for (i = 1; i <= n; i++) {
       lua_rawgeti(L, pcalls, i);
       lua_getfield(L, -1, "group");
@@ -477,9 +519,9 @@ int lcms_fanout(lua_State *L) {
       r.items[i].nmsgs = (int)lua_rawlen(L, -1);
       lua_pop(L, 2);
     }
-    free(last);
+    lua_pop(L, 1); /* last */
   }
-  loop(&r);
+  run_loop(L, &r);
 
   /* the report */
   lua_createtable(L, 0, 8);
