@@ -36,7 +36,7 @@ MODULE   = $(BUILD)/commsease.so
 EMULATOR = $(BUILD)/commsease-emulator
 CORETEST = $(BUILD)/core-test
 
-.PHONY: all deps test test-plain test-asan demo bench lint install clean rockspec-check
+.PHONY: all deps test test-plain test-asan demo bench fuzz lint install clean rockspec-check
 
 all: $(MODULE) $(EMULATOR)
 
@@ -106,5 +106,15 @@ install: $(MODULE) $(EMULATOR)
 	install -m 0755 $(MODULE) $(DESTDIR)$(LUA_CMODDIR)/commsease.so
 	install -m 0755 $(EMULATOR) $(DESTDIR)$(BINDIR)/commsease-emulator
 
+# luacheck (Debian: lua-check) over the Lua of specs, examples and the bench
+lint:
+	luacheck spec examples bench rockspec
+
+# libFuzzer targets (clang) for src/core and the emulator's request checks;
+# slow, so not part of `make test`
+FUZZ_SECONDS ?= 60
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) spec/fuzz/run.sh
+
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz

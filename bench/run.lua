@@ -158,7 +158,8 @@ local ok_main, err_main = pcall(function()
   if emu then
     emu:close()
     local eurl = start_server("emulator", string.format(
-      "timeout 300 build/commsease-emulator --port 0 --rate-limit 0 --inbox-max 100 --appkey %s --secret %s", APPKEY, SECRET))
+      "timeout 300 build/commsease-emulator --port 0 --rate-limit 0 --inbox-max 100"
+      .. " --appkey %s --secret %s", APPKEY, SECRET))
     local ec, ereq = prepared(eurl)
     local res, err = ec:send(common.params())
     if not res then

@@ -97,6 +97,17 @@ static void test_pieces(void) {
   }
 }
 
+static void test_form_limit(void) {
+  cms_buf b;
+  char pct[50];
+  memset(pct, '%', sizeof pct);
+  cms_buf_init(&b, 100);
+  cms_buf_addc(&b, 'x');
+  CHECK(cms_form_escape(&b, pct, sizeof pct) == -1 && b.overflow && b.len == 1,
+        "the writers keep a buffer's limit (len %zu, overflow %d)", b.len, b.overflow);
+  cms_buf_free(&b);
+}
+
 static void test_ints(void) {
   long long v = 0;
   cms_buf b;
@@ -154,6 +165,7 @@ int main(void) {
   test_escape_matches_libcurl();
   test_json_string_round_trip();
   test_pieces();
+  test_form_limit();
   test_ints();
   test_utf16();
   test_accids();

@@ -9,8 +9,11 @@ static const unsigned char keep[256] = {
   ['-'] = 1, ['.'] = 1, ['_'] = 1, ['~'] = 1, CMS_ALNUM_BYTES
 };
 
+/* room for n more bytes; the fast path keeps the buffer's limit too */
 static char *room(cms_buf *b, size_t n) {
-  if (b->data && !b->oom && !b->overflow && b->cap - b->len > n) return b->data + b->len;
+  if (b->data && !b->oom && !b->overflow && b->cap - b->len > n &&
+      (!b->limit || b->len + n <= b->limit))
+    return b->data + b->len;
   return cms_buf_reserve(b, n);
 }
 
@@ -24,7 +27,7 @@ int cms_form_escape(cms_buf *b, const char *s, size_t n) {
   const unsigned char *p = (const unsigned char *)s;
   char *o;
   size_t i;
-  if (!(o = room(b, 3 * n))) return -1;
+  if (n > (size_t)-1 / 3 || !(o = room(b, 3 * n))) return -1;
   for (i = 0; i < n; i++) {
     unsigned char c = p[i];
     if (keep[c]) {
@@ -47,7 +50,7 @@ int cms_form_json_string(cms_buf *b, const char *s, size_t n) {
   char *o;
   size_t i;
   /* worst case: a control byte becomes \u00XX, 6 characters of 3 bytes each */
-  if (!(o = room(b, 18 * n + 6))) return -1;
+  if (n > ((size_t)-1 - 6) / 18 || !(o = room(b, 18 * n + 6))) return -1;
   *o++ = '%', *o++ = '2', *o++ = '2'; /* " */
   for (i = 0; i < n; i++) {
     unsigned char c = p[i];

@@ -1,0 +1,8 @@
+-- luacheck configuration: `make lint`
+std = "lua54"
+files["spec"] = { std = "+busted" }
+-- wrk's Lua hooks are globals that wrk calls (request, response, done, setup, init)
+files["bench/wrk-emulator.lua"] = {
+  globals = { "wrk", "request", "response", "done", "setup", "init", "tid", "n", "bad" },
+  unused_args = false,
+}
