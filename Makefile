@@ -17,7 +17,7 @@ SUDO          ?= $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Debian packages the project needs (make deps installs the missing ones)
 DEB_PACKAGES = lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson \
-               lua-busted lua-socket libmicrohttpd-dev libcjson-dev pkg-config luarocks
+               lua-busted lua-socket libmicrohttpd-dev libcjson-dev pkg-config luarocks lua-check
 
 CORE_SRC = src/core/cms_buf.c src/core/cms_rules.c src/core/cms_sign.c src/core/cms_http.c \
            src/core/cms_pace.c src/core/cms_form.c
@@ -73,6 +73,7 @@ deps:
 # The specs run twice: a plain build, then the module and the emulator built with
 # AddressSanitizer and UndefinedBehaviorSanitizer.
 test: deps
+	$(MAKE) lint
 	$(MAKE) test-plain
 	$(MAKE) test-asan
 	$(MAKE) rockspec-check
