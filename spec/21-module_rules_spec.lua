@@ -88,6 +88,9 @@ local cases = {
    function(p) p.msgList[2] = commsease.file{md5 = "m", url = "u", ext = "txt", size = 1} end,
    "msgList[2].attach.name", "missing"},
   {"ext must be JSON text", function(p) p.msgList[1].ext = "not json" end, "msgList[1].ext", "JSON"},
+  {"a table holds no integer lua-cjson would round (10^14 or more)",
+   function(p) p.msgList[3].attach = {order = {id = 123456789012345678}} end,
+   "msgList[3].attach", "order.id is 123456789012345678"},
   {"ext holds at most 4096 characters",
    function(p) p.msgList[1].ext = '"' .. rep("e", 4095) .. '"' end, "msgList[1].ext", "4096"},
   {"subType must be > 0", function(p) p.msgList[1].subType = 0 end, "msgList[1].subType", "> 0"},
@@ -191,6 +194,15 @@ describe("validation before I/O", function()
     p.toAccids = {"p1", nil, "p3"}
     _, err = client:send(p)
     assert.equal("toAccids", err.field)
+  end)
+
+  it("reads params raw: fields behind __index are not seen", function()
+    local p = setmetatable({}, {__index = base()})
+    local _, err = client:send(p)
+    assert.equal("roomid", err.field)
+    assert.has_error(function()
+      commsease.new(setmetatable({}, {__index = {appkey = "k", secret = "s"}}))
+    end)
   end)
 
   it("never raises for bad data, whatever its shape", function()

@@ -92,6 +92,13 @@ describe("results", function()
     end)
   end
 
+  it("prints long error messages whole (tostring builds no buffer around moving values)", function()
+    local desc = string.rep("x", 3000) .. "END"
+    local _, err = commsease.parse(200, '{"code":500,"desc":"' .. desc .. '"}')
+    local text = tostring(err)
+    assert.equal("commsease: api 500: " .. desc, text)
+  end)
+
   it("parse() refuses answers over 1 MiB", function()
     local _, err = commsease.parse(200, '{"code":200,"x":"' .. string.rep("a", 1024 * 1024) .. '"}')
     assert.equal("response", err.kind)

@@ -143,6 +143,36 @@ describe("client:send_all", function()
     assert.is_true(took < 0.85, "12 calls of 300 ms at concurrency 12 took " .. took)
   end)
 
+  it("sends a retried call with the msgIds it generated the first time", function()
+    emu:faults{{action = "status", status = 502}}
+    local c = commsease.new{appkey = emu.appkey, secret = emu.secret, endpoint = emu.base,
+                            rate_limit = 0, retries = 1}
+    local out = c:send_all({{roomid = 5, fromAccid = "a", toAccids = {"gen"},
+                             msgList = {commsease.text("no id given")}}})
+    local res = assert(out[1].res, tostring(out[1].err))
+    local reqs = emu:requests()
+    assert.equal(2, #reqs)
+    assert.equal(reqs[1].form.msgList, reqs[2].form.msgList)
+    assert.is_table(res.success[res.msgIds[1]])
+    assert.equal(1, #emu:inbox("gen"))
+    c:close()
+  end)
+
+  it("runs from a coroutine with a small stack", function()
+    local co = coroutine.wrap(function()
+      local a, b, cc, d, e, f, g, h, i, j, k, l, m, n, o, q, r, s1, t, u = 1, 2, 3, 4, 5, 6, 7, 8, 9,
+        10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20
+      local calls = assert(commsease.chunk{roomid = 1, fromAccid = "a", toAccids = {"b"},
+                                           msgList = {commsease.custom({x = {y = {z = 1}}})}})
+      local out = client:send_all(calls)
+      return out[1].res and out[1].res.code, a + b + cc + d + e + f + g + h + i + j + k + l + m + n
+        + o + q + r + s1 + t + u
+    end)
+    local code, sum = co()
+    assert.equal(200, code)
+    assert.equal(210, sum)
+  end)
+
   it("shares kept-alive connections across calls", function()
     local c0 = emu:stats().connections
     local before = emu:stats().connections
@@ -339,6 +369,33 @@ describe("client:fanout", function()
     assert.is_false(c:is_closed())
     local again = c:fanout{roomid = 7, fromAccid = "sys", toAccids = accids(3), msgList = messages(1, "again")}
     assert.equal(1, again.ok)
+    c:close()
+  end)
+
+  it("keeps the order of batches to the same recipients when the first is resent", function()
+    local c = new_client()
+    emu:faults{{action = "status", status = 502}}
+    local report = c:fanout({roomid = 8, fromAccid = "sys", toAccids = accids(3), msgList = messages(15)},
+                            {backoff = 0.4, per_receiver_rate = 20})
+    assert.equal(2, report.ok)
+    local inbox = emu:inbox("pl2")
+    assert.equal(15, #inbox)
+    for k = 1, 15 do
+      assert.equal("ann" .. k .. ":1", inbox[k].msgid_client)
+    end
+    c:close()
+  end)
+
+  it("aborts hundreds of waiting calls at the deadline, marking the unsent ones", function()
+    local c = new_client{timeout = 5}
+    emu:faults{{action = "delay", ms = 2000, when = "before"}}
+    local report = c:fanout({roomid = 10, fromAccid = "sys", toAccids = accids(30000), msgList = messages(1)},
+                            {deadline = 0.5, concurrency = 1})
+    assert.equal(300, report.calls)
+    assert.equal(300, report.failed)
+    assert.is_true(report.results[1].err.sent)   -- in flight when the deadline came
+    assert.is_false(report.results[2].err.sent)  -- never sent
+    assert.equal("deadline", report.failures[300].reason)
     c:close()
   end)
 

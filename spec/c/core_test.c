@@ -8,6 +8,7 @@
 #include <string.h>
 #include "cms_buf.h"
 #include "cms_form.h"
+#include "cms_pace.h"
 #include "cms_rules.h"
 #include "cms_sign.h"
 
@@ -108,6 +109,32 @@ static void test_form_limit(void) {
   cms_buf_free(&b);
 }
 
+/* a greedy caller on a simulated clock: no one-second window may hold more
+ * than `rate` calls, and the bucket must not be much slower than the rate */
+static void test_pacing(void) {
+  static const double rates[] = {1, 2, 5, 20, 100, 1000};
+  static long long t[20000];
+  size_t k;
+  for (k = 0; k < sizeof rates / sizeof rates[0]; k++) {
+    cms_pace p;
+    long long now = 0;
+    int n = 0, i, j, worst = 0;
+    cms_pace_init(&p, rates[k], 10);
+    p.last_ms = 0;
+    while (now < 10000 && n < 20000) {
+      long w = cms_pace_take(&p, now);
+      if (w == 0) t[n++] = now;
+      else now += w;
+    }
+    for (i = 0, j = 0; i < n; i++) {
+      while (t[i] - t[j] >= 1000) j++;
+      if (i - j + 1 > worst) worst = i - j + 1;
+    }
+    CHECK(worst <= (int)rates[k], "rate %g: %d calls in one second", rates[k], worst);
+    CHECK(n >= (int)(rates[k] * 10 * 0.9), "rate %g: only %d calls in 10 s", rates[k], n);
+  }
+}
+
 static void test_ints(void) {
   long long v = 0;
   cms_buf b;
@@ -166,6 +193,7 @@ int main(void) {
   test_json_string_round_trip();
   test_pieces();
   test_form_limit();
+  test_pacing();
   test_ints();
   test_utf16();
   test_accids();

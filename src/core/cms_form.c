@@ -18,6 +18,7 @@ static char *room(cms_buf *b, size_t n) {
 }
 
 int cms_form_key(cms_buf *b, const char *key) {
+  if (!b) return 0;
   if (b->len && cms_buf_addc(b, '&')) return -1;
   if (cms_buf_adds(b, key)) return -1;
   return cms_buf_addc(b, '=');
@@ -27,6 +28,7 @@ int cms_form_escape(cms_buf *b, const char *s, size_t n) {
   const unsigned char *p = (const unsigned char *)s;
   char *o;
   size_t i;
+  if (!b) return 0;
   if (n > (size_t)-1 / 3 || !(o = room(b, 3 * n))) return -1;
   for (i = 0; i < n; i++) {
     unsigned char c = p[i];
@@ -49,6 +51,7 @@ int cms_form_json_string(cms_buf *b, const char *s, size_t n) {
   const unsigned char *p = (const unsigned char *)s;
   char *o;
   size_t i;
+  if (!b) return 0;
   /* worst case: a control byte becomes \u00XX, 6 characters of 3 bytes each */
   if (n > ((size_t)-1 - 6) / 18 || !(o = room(b, 18 * n + 6))) return -1;
   *o++ = '%', *o++ = '2', *o++ = '2'; /* " */
@@ -78,6 +81,7 @@ int cms_form_json_string(cms_buf *b, const char *s, size_t n) {
 int cms_form_int(cms_buf *b, long long v) {
   char tmp[24], *e = tmp + sizeof tmp, *p = e;
   unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+  if (!b) return 0;
   do {
     *--p = (char)('0' + u % 10);
     u /= 10;
@@ -102,7 +106,9 @@ const cms_form_piece cms_form_pieces[CMS_P_COUNT] = {
 
 int cms_form_put(cms_buf *b, cms_piece p) {
   size_t n = cms_form_pieces[p].pct_len;
-  char *o = room(b, n);
+  char *o;
+  if (!b) return 0;
+  o = room(b, n);
   if (!o) return -1;
   memcpy(o, cms_form_pieces[p].pct, n);
   b->len += n;

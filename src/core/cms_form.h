@@ -4,7 +4,8 @@
  * and writes every other byte as %XX, byte for byte what curl_easy_escape
  * produces (spec/c/core_test.c checks all 256 bytes against libcurl).  The JSON
  * writers emit JSON text (RFC 8259 string escaping) already percent-encoded, so
- * msgList and toAccids go into the form in one pass.  No Lua here. */
+ * msgList and toAccids go into the form in one pass.  A NULL buffer writes
+ * nothing and succeeds (validation without a body).  No Lua here. */
 #ifndef CMS_FORM_H
 #define CMS_FORM_H
 #include <stddef.h>

@@ -19,7 +19,8 @@ void cms_sleep_ms(long ms) {
 void cms_pace_init(cms_pace *p, double rate, double penalty_s) {
   p->rate = rate > 0 ? rate : 0;
   p->burst = p->rate / 20 < 1 ? 1 : (double)(long)(p->rate / 20);
-  p->refill = p->rate - p->burst - p->rate / 100;
+  /* a one-second window sees at most burst + refill (rounded down) calls */
+  p->refill = p->rate - p->burst + 0.99 - p->rate / 100;
   if (p->refill < p->rate / 100) p->refill = p->rate / 100;
   p->tokens = p->burst;
   p->last_ms = cms_now_ms();

@@ -4,9 +4,10 @@
  *
  * The service counts calls in a sliding one-second window, so the bucket is
  * sized to keep every one-second window at or under `rate`: it holds a burst
- * of rate/20 calls (at least 1) and refills at rate - burst - 1% per second,
- * the 1% leaving room for network jitter.  For 100 calls/s: bursts of 5,
- * 94 calls/s sustained, and never more than 100 in any second. */
+ * of rate/20 calls (at least 1) and refills at rate - burst + 0.99 - 1% per
+ * second, so a window sees at most floor(burst + refill) <= rate calls, the
+ * 1% leaving room for network jitter.  For 100 calls/s: bursts of 5, 94.99
+ * calls/s sustained; for 1 call/s: one call every 1.02 s. */
 #ifndef CMS_PACE_H
 #define CMS_PACE_H
 

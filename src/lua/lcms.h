@@ -72,7 +72,7 @@ int lcms_json_encode(lua_State *L, int idx);
 /* decodes s; pushes the value, or returns -1 with msg pushed */
 int lcms_json_decode(lua_State *L, const char *s, size_t n);
 
-/* params -> form body.  On success the form is in form, the msgIds list is
+/* params -> form body (form NULL: validate only).  On success the form is in form, the msgIds list is
  * pushed (one value) and 0 returned; on a validation failure e is filled, the
  * stack is as on entry and -1 returned. */
 int lcms_encode_params(lua_State *L, int params, cms_buf *form, cms_verr *e);

@@ -44,7 +44,7 @@ int lcms_chunk_params(lua_State *L, int idx, cms_verr *e) {
   int top = lua_gettop(L), P, msgs, to, uniq, ids, calls, plan, plan_calls;
   size_t n_msgs, n_to, n_uniq = 0, j, k;
   int b, g, B, G, i = 0;
-  cms_buf probe;
+  luaL_checkstack(L, 40, "commsease: no room on the Lua stack to chunk params");
   P = lua_absindex(L, idx);
   if (lua_type(L, P) != LUA_TTABLE) {
     cms_verr_set(e, "params", "params must be a table, not a %s", luaL_typename(L, P));
@@ -140,7 +140,6 @@ int lcms_chunk_params(lua_State *L, int idx, cms_verr *e) {
   plan = lua_gettop(L);
   lua_createtable(L, B * G, 0);
   plan_calls = lua_gettop(L);
-  cms_buf_init(&probe, 0);
   for (b = 1; b <= B; b++) {
     size_t first = (size_t)(b - 1) * BATCH_MSGS + 1;
     size_t last = first + BATCH_MSGS - 1 < n_msgs ? first + BATCH_MSGS - 1 : n_msgs;
@@ -202,8 +201,7 @@ int lcms_chunk_params(lua_State *L, int idx, cms_verr *e) {
       lua_rawseti(L, plan_calls, ++i);
       /* validate the first call of each batch in full (the others differ
        * only in recipients, checked above) */
-      if (g == 1 && lcms_encode_params(L, call, &probe, e)) {
-        cms_buf_free(&probe);
+      if (g == 1 && lcms_encode_params(L, call, NULL, e)) { /* validate only */
         renumber(e->field, sizeof e->field, (int)first - 1);
         renumber(e->message, sizeof e->message, (int)first - 1);
         goto fail;
@@ -212,7 +210,6 @@ int lcms_chunk_params(lua_State *L, int idx, cms_verr *e) {
       lua_rawseti(L, calls, i);
     }
   }
-  cms_buf_free(&probe);
   lua_pushvalue(L, plan_calls);
   lua_setfield(L, plan, "calls");
   lua_pushinteger(L, (lua_Integer)n_msgs);

@@ -23,6 +23,13 @@ lcms_client *lcms_check_client(lua_State *L) {
 
 /* --- options: everything is checked before anything is allocated --- */
 
+/* options are read raw: a proxy table with __index could hand back strings
+ * that nothing keeps alive once popped */
+static void opt_get(lua_State *L, const char *name) {
+  lua_pushstring(L, name);
+  lua_rawget(L, 1);
+}
+
 static int has_ctl(const char *s, size_t n) {
   size_t i;
   for (i = 0; i < n; i++)
@@ -32,7 +39,7 @@ static int has_ctl(const char *s, size_t n) {
 
 static const char *opt_string(lua_State *L, const char *name, int required, size_t *len) {
   const char *s;
-  lua_getfield(L, 1, name);
+  opt_get(L, name);
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
     if (required) luaL_error(L, "commsease.new: option '%s' is required", name);
@@ -51,7 +58,7 @@ static const char *opt_string(lua_State *L, const char *name, int required, size
 
 static double opt_number(lua_State *L, const char *name, double def, double lo, double hi) {
   double v;
-  lua_getfield(L, 1, name);
+  opt_get(L, name);
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
     return def;
@@ -115,7 +122,7 @@ int lcms_new(lua_State *L) {
   connect_timeout = opt_number(L, "connect_timeout", 5, 0.001, 3600);
   rate = opt_number(L, "rate_limit", 100, 0, 1e6);
   penalty = opt_number(L, "rate_limit_penalty", 10, 0, 3600);
-  lua_getfield(L, 1, "retries");
+  opt_get(L, "retries");
   if (!lua_isnil(L, -1)) {
     int isnum = 0;
     retries = lua_type(L, -1) == LUA_TNUMBER ? (long long)lua_tointegerx(L, -1, &isnum) : -1;
@@ -123,10 +130,10 @@ int lcms_new(lua_State *L) {
       luaL_error(L, "commsease.new: option 'retries' must be an integer from 0 to 10");
   }
   lua_pop(L, 1);
-  lua_getfield(L, 1, "endpoints");
+  opt_get(L, "endpoints");
   if (!lua_isnil(L, -1)) {
     int n;
-    lua_getfield(L, 1, "endpoint");
+    opt_get(L, "endpoint");
     if (!lua_isnil(L, -1))
       luaL_error(L, "commsease.new: give 'endpoint' or 'endpoints', not both");
     lua_pop(L, 1);

@@ -135,6 +135,45 @@ static cms_jtype tget(void *obj, const char *key, const char **s, size_t *n, dou
   return t;
 }
 
+/* Debian's lua-cjson (2.1.0) writes numbers with at most 14 significant
+ * digits: an integer of 10^14 or more (a 64-bit id, a microsecond clock)
+ * would reach the wire changed.  Such tables are refused, naming the field. */
+#define JSON_EXACT_LIMIT 1e14
+#define JSON_MAX_DEPTH 32 /* the private cjson instance refuses deeper tables */
+
+static int exact_numbers(lua_State *L, int t, int depth, char *sub, size_t cap,
+                         long long *bad) {
+  size_t len = strlen(sub);
+  if (depth > JSON_MAX_DEPTH) return 0; /* cjson refuses it anyway */
+  luaL_checkstack(L, 4, "commsease: table nested too deep");
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    int found = 0;
+    if (lua_type(L, -1) == LUA_TNUMBER) {
+      double d = (double)lua_tonumber(L, -1);
+      if (lua_isinteger(L, -1) ? (lua_tointeger(L, -1) >= (lua_Integer)JSON_EXACT_LIMIT ||
+                                  lua_tointeger(L, -1) <= -(lua_Integer)JSON_EXACT_LIMIT)
+                               : (isfinite(d) && d == floor(d) && fabs(d) >= JSON_EXACT_LIMIT)) {
+        *bad = lua_isinteger(L, -1) ? (long long)lua_tointeger(L, -1) : (long long)d;
+        found = 1;
+      }
+    } else if (lua_type(L, -1) == LUA_TTABLE) {
+      found = -1;
+    }
+    if (found) {
+      if (lua_type(L, -2) == LUA_TSTRING) snprintf(sub + len, cap - len, ".%s", lua_tostring(L, -2));
+      else if (lua_isinteger(L, -2)) snprintf(sub + len, cap - len, "[%lld]", (long long)lua_tointeger(L, -2));
+      if (found == 1 || exact_numbers(L, lua_gettop(L), depth + 1, sub, cap, bad)) {
+        lua_pop(L, 2);
+        return 1;
+      }
+      sub[len] = '\0';
+    }
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
 /* The JSON-typed value on top of the stack (JSON text, or a table to encode)
  * is replaced by its JSON text.  want_object: the text must hold an object or
  * an array.  keep_table: the table (given, or decoded from the text) is left
@@ -143,6 +182,15 @@ static int json_value(enc *x, fpath p, int want_object, int keep_table) {
   lua_State *L = x->L;
   int v = lua_gettop(L);
   if (lua_type(L, v) == LUA_TTABLE) {
+    char sub[96] = "";
+    long long bad = 0;
+    if (exact_numbers(L, v, 1, sub, sizeof sub, &bad)) {
+      char path[96];
+      path_of(p, path, sizeof path);
+      return cms_verr_set(x->e, path, "%s%s is %lld: integers of 10^14 or more do not survive "
+                          "lua-cjson's 14 significant digits; send it as a string, or give %s "
+                          "as JSON text", path, sub, bad, path);
+    }
     if (keep_table) lua_pushvalue(L, v);
     if (lcms_json_encode(L, v)) {
       const char *why = lua_tostring(L, -1);
@@ -353,7 +401,7 @@ static int encode_accids(enc *x, const cms_rule *r) {
                         luaL_typename(L, list));
   cms_form_key(x->form, r->name);
   cms_form_put(x->form, CMS_P_LBRACKET);
-  start = x->form->len;
+  start = x->form ? x->form->len : 0;
   lua_pushnil(L);
   while (lua_next(L, list)) {
     if (!lua_isinteger(L, -2) || lua_tointeger(L, -2) != i + 1 || i >= (int)r->max_items) {
@@ -368,7 +416,7 @@ static int encode_accids(enc *x, const cms_rule *r) {
   if (in_order) {
     n = (size_t)i;
   } else {
-    x->form->len = start;
+    if (x->form) x->form->len = start;
     if (seq_len(L, list, &n))
       return cms_verr_set(x->e, r->name, "toAccids must be a list (keys 1..n, no holes)");
     if (cms_check_count(r, n, x->e)) return -1;
@@ -473,13 +521,14 @@ int lcms_encode_params(lua_State *L, int params, cms_buf *form, cms_verr *e) {
   int top = lua_gettop(L), ids, nrules = 0;
   const cms_rule *r;
   enc x;
+  luaL_checkstack(L, 48, "commsease: no room on the Lua stack to encode params");
   params = lua_absindex(L, params);
   x.L = L;
   x.form = form;
   x.e = e;
   x.params = params;
   while (cms_param_rules[nrules].name) nrules++;
-  cms_buf_reset(form);
+  if (form) cms_buf_reset(form);
   if (lua_type(L, params) != LUA_TTABLE) {
     cms_verr_set(e, "params", "params must be a table, not a %s", luaL_typename(L, params));
     goto fail;
@@ -502,7 +551,7 @@ int lcms_encode_params(lua_State *L, int params, cms_buf *form, cms_verr *e) {
     if (encode_param(&x, r, ids)) goto fail;
     lua_settop(L, ids + nrules);
   }
-  if (form->oom) {
+  if (form && form->oom) {
     cms_verr_set(e, "params", "out of memory while encoding the form");
     goto fail;
   }

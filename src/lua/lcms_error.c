@@ -1,6 +1,7 @@
 /* lcms_error.c -- structured error values: nil, err where err prints as one
  * line starting "commsease:" and carries kind, code, message, field,
  * retryable, sent, request_id and endpoint. */
+#include <stdio.h>
 #include "lcms.h"
 
 const char lcms_key_errmt = 0;
@@ -42,27 +43,20 @@ int lcms_push_invalid(lua_State *L, const cms_verr *e) {
   return lcms_push_error(L, &ei);
 }
 
-/* "commsease: <kind>[ <code>]: <message>" */
+/* "commsease: <kind>[ <code>]: <message>"; the fields are read first and
+ * kept on the stack, so nothing moves under lua_pushfstring */
 static int err_tostring(lua_State *L) {
-  luaL_Buffer b;
   luaL_checktype(L, 1, LUA_TTABLE);
-  luaL_buffinit(L, &b);
-  luaL_addstring(&b, "commsease: ");
-  lua_getfield(L, 1, "kind");
-  luaL_addstring(&b, lua_isstring(L, -1) ? lua_tostring(L, -1) : "error");
-  lua_pop(L, 1);
-  lua_getfield(L, 1, "code");
-  if (lua_isinteger(L, -1)) {
-    char num[32];
-    snprintf(num, sizeof num, " %lld", (long long)lua_tointeger(L, -1));
-    luaL_addstring(&b, num);
+  lua_settop(L, 1);
+  lua_getfield(L, 1, "kind");    /* 2 */
+  lua_getfield(L, 1, "code");    /* 3 */
+  lua_getfield(L, 1, "message"); /* 4 */
+  {
+    char code[32] = "";
+    if (lua_isinteger(L, 3)) snprintf(code, sizeof code, " %lld", (long long)lua_tointeger(L, 3));
+    lua_pushfstring(L, "commsease: %s%s: %s", lua_isstring(L, 2) ? lua_tostring(L, 2) : "error",
+                    code, lua_isstring(L, 4) ? lua_tostring(L, 4) : "?");
   }
-  lua_pop(L, 1);
-  luaL_addstring(&b, ": ");
-  lua_getfield(L, 1, "message");
-  luaL_addstring(&b, lua_isstring(L, -1) ? lua_tostring(L, -1) : "?");
-  lua_pop(L, 1);
-  luaL_pushresult(&b);
   return 1;
 }
 

@@ -16,6 +16,13 @@ void lcms_open_json(lua_State *L) {
   } else {
     lua_pop(L, 1); /* an old cjson without new(): share the module's instance */
   }
+  lua_getfield(L, -1, "encode_max_depth"); /* as deep as the encoder's number check goes */
+  if (lua_isfunction(L, -1)) {
+    lua_pushinteger(L, 32);
+    lua_call(L, 1, 0);
+  } else {
+    lua_pop(L, 1);
+  }
   lua_getfield(L, -1, "encode");
   lua_rawsetp(L, LUA_REGISTRYINDEX, &lcms_key_encode);
   lua_getfield(L, -1, "decode");

@@ -16,18 +16,20 @@
 
 enum { IT_PENDING, IT_FLIGHT, IT_DONE };
 #define MAX_416_WAITS 20   /* without a deadline, 416 resends of one call stop here */
+#define LOOKAHEAD 64       /* how far past the first unstarted call pick() looks */
 
 typedef struct item {
   int state, attempts, waits, ep, resend, prev, nmsgs;
   int queued;              /* back in the queue after an attempt */
-  long long not_before, started_at;
+  int sent;                /* an attempt may have reached the service */
+  long long not_before, started_at, last_start;
   char rid[CMS_NONCE_LEN + 1];
 } item;
 
 typedef struct run {
   lua_State *L;
   lcms_client *c;
-  int list, results, ids, perr, progress;
+  int list, results, ids, perr, progress, bodies;
   int n, done, inflight, cursor, waiting;
   int concurrency, retries, fanout;
   double receiver_rate;
@@ -115,16 +117,26 @@ static void finalize(run *r, int i, int nret) {
 }
 
 static void push_deadline_error(lua_State *L, item *it, const char *endpoint) {
-  lcms_errinfo ei = {"transport", 0, "deadline", NULL, 1, it->started_at != 0,
+  lcms_errinfo ei = {"transport", 0, "deadline", NULL, 1, it->sent,
                      it->rid[0] ? it->rid : NULL, endpoint};
   lcms_push_error(L, &ei);
   lua_pushboolean(L, 1);
   lua_setfield(L, -2, "deadline");
 }
 
-/* the call goes back to the queue, to be sent again after delay_ms */
-static void requeue(run *r, int i, long long now, long delay_ms) {
+/* the call goes back to the queue, to be sent again after delay_ms; a
+ * send_all call keeps the body it went with (the same generated msgIds) */
+static void requeue(run *r, lcms_slot *s, int i, long long now, long delay_ms) {
   item *it = &r->items[i];
+  lua_State *L = r->L;
+  if (!r->fanout) {
+    lua_rawgeti(L, r->bodies, i);
+    if (lua_isnil(L, -1)) {
+      lua_pushlstring(L, s->form.data ? s->form.data : "", s->form.len);
+      lua_rawseti(L, r->bodies, i);
+    }
+    lua_pop(L, 1);
+  }
   it->state = IT_PENDING;
   it->not_before = now + delay_ms;
   it->queued = 1;
@@ -172,17 +184,35 @@ static void start(run *r, int i, lcms_slot *s, long long now) {
     it->queued = 0;
     r->waiting--;
   }
-  if (i == r->cursor) r->cursor++;
   if (!it->started_at) it->started_at = now;
-  if (r->fanout && it->resend) mark_resend(r, i);
-  lua_rawgeti(L, r->list, i);
-  if (lcms_encode_params(L, top + 1, &s->form, &e)) {
+  it->last_start = now;
+  while (r->cursor <= r->n && r->items[r->cursor].started_at) r->cursor++;
+  /* a send_all call sent again goes with the body of its first attempt (the
+   * same generated msgIds); a fan-out call is encoded again, marked as a resend */
+  lua_rawgeti(L, r->bodies, i);
+  if (!r->fanout && lua_type(L, -1) == LUA_TSTRING) {
+    size_t len;
+    const char *body = lua_tolstring(L, -1, &len);
+    cms_buf_reset(&s->form);
+    if (cms_buf_add(&s->form, body, len)) {
+      lcms_errinfo ei = {"transport", 0, "out of memory", NULL, 0, 0, it->rid, NULL};
+      lua_settop(L, top);
+      finalize(r, i, lcms_push_error(L, &ei));
+      return;
+    }
     lua_settop(L, top);
-    finalize(r, i, lcms_push_invalid(L, &e));
-    return;
+  } else {
+    lua_settop(L, top);
+    if (r->fanout && it->resend) mark_resend(r, i);
+    lua_rawgeti(L, r->list, i);
+    if (lcms_encode_params(L, top + 1, &s->form, &e)) {
+      lua_settop(L, top);
+      finalize(r, i, lcms_push_invalid(L, &e));
+      return;
+    }
+    lua_rawseti(L, r->ids, i);
+    lua_settop(L, top);
   }
-  lua_rawseti(L, r->ids, i);
-  lua_settop(L, top);
   if ((!it->rid[0] && cms_rand_hex32(&c->rand, it->rid)) || lcms_build_headers(c, &s->headers, it->rid) ||
       (rc = cms_http_prepare(s->easy, &s->xfer, c->urls[it->ep], s->headers, s->form.data,
                              s->form.len)) != CURLE_OK ||
@@ -209,13 +239,14 @@ static void done(run *r, lcms_slot *s, CURLcode rc, long long now) {
   curl_multi_remove_handle(c->multi, s->easy);
   s->item = 0;
   r->inflight--;
+  if (out != CMS_HTTP_CONNECT) it->sent = 1;
   /* never reached the service, or a gateway said 502: the next endpoint */
   if ((out == CMS_HTTP_CONNECT || (out == CMS_HTTP_OK && s->xfer.status == 502)) &&
       it->attempts < r->retries) {
     it->attempts++;
     it->ep = (it->ep + 1) % c->n_endpoints;
     if (r->fanout) it->resend = 1;
-    requeue(r, i, now, c->n_endpoints > 1 && out == CMS_HTTP_CONNECT ? 0 : backoff(r, it->attempts));
+    requeue(r, s, i, now, c->n_endpoints > 1 && out == CMS_HTTP_CONNECT ? 0 : backoff(r, it->attempts));
     return;
   }
   if (out == CMS_HTTP_OK) {
@@ -228,7 +259,7 @@ static void done(run *r, lcms_slot *s, CURLcode rc, long long now) {
       it->waits++;
       if (r->deadline_at || it->waits <= MAX_416_WAITS) {
         lua_settop(L, top);
-        requeue(r, i, now, 0);
+        requeue(r, s, i, now, 0);
         return;
       }
     }
@@ -245,34 +276,31 @@ static void done(run *r, lcms_slot *s, CURLcode rc, long long now) {
       lua_settop(L, top);
       it->attempts++;
       it->resend = 1;
-      requeue(r, i, now, backoff(r, it->attempts));
+      requeue(r, s, i, now, backoff(r, it->attempts));
       return;
     }
   }
   finalize(r, i, nret);
 }
 
-/* the next call that may start now, or 0 (then *wait says how long) */
+/* the next call that may start now, or 0 (then *wait says how long).  A call
+ * back in the queue may go once its backoff is over; a call not started yet
+ * once the previous call to its recipients (fan-out) is done and that call's
+ * messages are spaced out at per_receiver_rate, counted from its last attempt */
 static int pick(run *r, long long now, long *wait) {
-  int j;
-  if (r->waiting > 0) {
-    for (j = 1; j < r->cursor; j++) {
-      item *it = &r->items[j];
-      if (it->state != IT_PENDING) continue;
-      if (it->not_before <= now) return j;
-      if (it->not_before - now < *wait) *wait = (long)(it->not_before - now);
-    }
-  }
-  if (r->cursor <= r->n) {
-    item *it = &r->items[r->cursor];
+  int j, end = r->cursor + LOOKAHEAD < r->n ? r->cursor + LOOKAHEAD : r->n;
+  for (j = r->waiting > 0 ? 1 : r->cursor; j <= end; j++) {
+    item *it = &r->items[j];
     long long t = it->not_before;
-    if (it->prev && r->receiver_rate > 0) {
+    if (it->state != IT_PENDING || (!it->queued && it->started_at)) continue;
+    if (!it->queued && it->prev && r->receiver_rate > 0) {
       item *p = &r->items[it->prev];
-      if (!p->started_at) return 0;
-      t = p->started_at + (long long)(p->nmsgs * 1000.0 / r->receiver_rate);
-      if (t < it->not_before) t = it->not_before;
+      long long pt;
+      if (p->state != IT_DONE) continue;
+      pt = p->last_start + (long long)(p->nmsgs * 1000.0 / r->receiver_rate);
+      if (pt > t) t = pt;
     }
-    if (t <= now) return r->cursor;
+    if (t <= now) return j;
     if (t - now < *wait) *wait = (long)(t - now);
   }
   return 0;
@@ -286,6 +314,7 @@ static void abort_all(run *r) {
     if (s->item) {
       curl_multi_remove_handle(r->c->multi, s->easy);
       r->inflight--;
+      r->items[s->item].sent = 1; /* it may have gone out */
       r->items[s->item].state = IT_PENDING;
       s->item = 0;
     }
@@ -293,9 +322,7 @@ static void abort_all(run *r) {
   for (i = 1; i <= r->n; i++) {
     item *it = &r->items[i];
     if (it->state == IT_DONE) continue;
-    push_deadline_error(L, it, r->c->endpoints[it->ep]);
-    lua_pushnil(L);
-    lua_insert(L, -2);
+    push_deadline_error(L, it, r->c->endpoints[it->ep]); /* nil, err */
     it->state = IT_PENDING;
     finalize(r, i, 2);
   }
@@ -341,7 +368,9 @@ static void loop(run *r) {
       long long left_ms = r->deadline_at - cms_now_ms();
       if (left_ms < wait) wait = left_ms < 0 ? 0 : (long)left_ms;
     }
-    if (r->inflight > 0 || wait > 0) curl_multi_poll(c->multi, NULL, 0, (int)(wait > 0 ? wait : 1), NULL);
+    if (wait < 1) wait = 1;
+    if (wait > 1000) wait = 1000;
+    curl_multi_poll(c->multi, NULL, 0, (int)wait, NULL);
   }
 }
 
@@ -350,11 +379,13 @@ static void loop(run *r) {
  * otherwise leave it set).  The callee sees the tables as its own arguments. */
 static int loop_protected(lua_State *L) {
   run *r = lua_touserdata(L, 1);
+  luaL_checkstack(L, 40, "commsease: no room on the Lua stack for send_all");
   r->list = 2;
   r->results = 3;
   r->ids = 4;
   r->perr = 5;
   r->progress = lua_isnil(L, 6) ? 0 : 6;
+  r->bodies = 7;
   loop(r);
   lua_pushvalue(L, 5);
   return 1;
@@ -371,8 +402,9 @@ static void run_loop(lua_State *L, run *r) {
   lua_pushvalue(L, perr);
   if (progress) lua_pushvalue(L, progress);
   else lua_pushnil(L);
+  lua_newtable(L); /* bodies kept for resends */
   r->c->running = 1;
-  rc = lua_pcall(L, 6, 1, 0);
+  rc = lua_pcall(L, 7, 1, 0);
   r->c->running = 0;
   r->list = list, r->results = results, r->ids = ids, r->perr = perr, r->progress = progress;
   if (rc != LUA_OK) lua_error(L);
@@ -416,22 +448,23 @@ static void read_opts(lua_State *L, int opts, run *r, int default_retries) {
   lua_getfield(L, opts, "deadline");
   if (!lua_isnil(L, -1)) {
     double d = lua_tonumber(L, -1);
-    if (lua_type(L, -1) != LUA_TNUMBER || !(d > 0))
-      luaL_error(L, "commsease: opts.deadline must be a number of seconds > 0");
+    if (lua_type(L, -1) != LUA_TNUMBER || !(d > 0 && d <= 604800))
+      luaL_error(L, "commsease: opts.deadline must be a number of seconds in (0, 604800]");
     r->deadline_at = cms_now_ms() + (long long)(d * 1000);
   }
   lua_pop(L, 1);
   lua_getfield(L, opts, "per_receiver_rate");
   if (!lua_isnil(L, -1)) {
-    if (lua_type(L, -1) != LUA_TNUMBER || lua_tonumber(L, -1) < 0)
-      luaL_error(L, "commsease: opts.per_receiver_rate must be a number >= 0");
+    if (lua_type(L, -1) != LUA_TNUMBER ||
+        !(lua_tonumber(L, -1) == 0 || (lua_tonumber(L, -1) >= 0.1 && lua_tonumber(L, -1) <= 1e6)))
+      luaL_error(L, "commsease: opts.per_receiver_rate must be 0 (off) or from 0.1 to 1e6");
     r->receiver_rate = lua_tonumber(L, -1);
   }
   lua_pop(L, 1);
   lua_getfield(L, opts, "backoff");
   if (!lua_isnil(L, -1)) {
-    if (lua_type(L, -1) != LUA_TNUMBER || lua_tonumber(L, -1) < 0)
-      luaL_error(L, "commsease: opts.backoff must be a number of seconds >= 0");
+    if (lua_type(L, -1) != LUA_TNUMBER || !(lua_tonumber(L, -1) >= 0 && lua_tonumber(L, -1) <= 60))
+      luaL_error(L, "commsease: opts.backoff must be a number of seconds from 0 to 60");
     r->backoff_ms = (long)(lua_tonumber(L, -1) * 1000);
   }
   lua_pop(L, 1);
@@ -469,6 +502,7 @@ static void run_all(lua_State *L, lcms_client *c, run *r) {
 int lcms_send_all(lua_State *L) {
   lcms_client *c = lcms_check_client(L);
   run r;
+  luaL_checkstack(L, 40, "commsease: no room on the Lua stack for send_all");
   memset(&r, 0, sizeof r);
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 3);
@@ -487,6 +521,7 @@ int lcms_send_all(lua_State *L) {
 int lcms_fanout(lua_State *L) {
   lcms_client *c = lcms_check_client(L);
   run r;
+  luaL_checkstack(L, 40, "commsease: no room on the Lua stack for fanout");
   cms_verr e;
   int plan, pcalls, report, failures, i, nf = 0, ok = 0;
   memset(&r, 0, sizeof r);
@@ -524,6 +559,7 @@ int lcms_fanout(lua_State *L) {
   run_loop(L, &r);
 
   /* the report */
+  luaL_checkstack(L, 40, "commsease: no room on the Lua stack for the report");
   lua_createtable(L, 0, 8);
   report = lua_gettop(L);
   lua_newtable(L);

@@ -96,6 +96,7 @@ int lcms_parse_answer(lua_State *L, long status, const char *body, size_t len, i
   int top = lua_gettop(L), ans, res;
   long long code;
   if (api_code) *api_code = 0;
+  luaL_checkstack(L, 24, "commsease: no room on the Lua stack to parse an answer");
   if (msgids) msgids = lua_absindex(L, msgids);
   if (status != 200) {
     char msg[96];
