@@ -3,13 +3,15 @@
 --     lua5.4 bench/run.lua
 -- Assumes `make all` built build/commsease.so and build/commsease-emulator;
 -- compiles only the bench's own C programs (make -C bench).
--- Env: BENCH_N (requests per case, default 5000), BENCH_REPS (default 3),
---      BENCH_RSS_N1 / BENCH_RSS_N2 (default 10000 / 100000), BENCH_WRK_SECONDS (3).
+-- Env: BENCH_N (requests per case, default 5000), BENCH_REPS (default 5),
+--      BENCH_RSS_N1 / BENCH_RSS_N2 (default 10000 / 100000), BENCH_WRK_SECONDS (3),
+--      BENCH_IR (default 1: also count instructions per request under callgrind).
 local socket = require "socket"
 
 local LUA = arg[-1] or "lua5.4"
 local N = math.tointeger(tonumber(os.getenv("BENCH_N") or "")) or 5000
-local REPS = math.tointeger(tonumber(os.getenv("BENCH_REPS") or "")) or 3
+local REPS = math.tointeger(tonumber(os.getenv("BENCH_REPS") or "")) or 5
+local IR = os.getenv("BENCH_IR") ~= "0"
 local RSS_N1 = math.tointeger(tonumber(os.getenv("BENCH_RSS_N1") or "")) or 10000
 local RSS_N2 = math.tointeger(tonumber(os.getenv("BENCH_RSS_N2") or "")) or 100000
 local WRK_S = math.tointeger(tonumber(os.getenv("BENCH_WRK_SECONDS") or "")) or 3
@@ -241,6 +243,8 @@ local ok_main, err_main = pcall(function()
           c.n = r.n
           c.rps[#c.rps + 1] = r.reqps
           c.cpu[#c.cpu + 1] = r.cpu_us
+          c.by_rep = c.by_rep or {}
+          c.by_rep[rep] = r.cpu_us
         end
       end
     end
@@ -249,6 +253,32 @@ local ok_main, err_main = pcall(function()
   end
   for _, c in ipairs(cases) do
     c.mrps, c.mcpu = median(c.rps), median(c.cpu)
+  end
+
+  -- instructions per request (callgrind counts instructions, whatever else the
+  -- machine does): the difference between a run of 1,000 and one of 200
+  -- requests, divided by 800, so start-up and warm-up cancel out
+  local ir = {}
+  local have_valgrind = IR and sh("command -v valgrind"):match("valgrind")
+  if have_valgrind then
+    local function count(cmd, n)
+      local f = os.tmpname()
+      sh("timeout 600 valgrind --tool=callgrind --callgrind-out-file=" .. f .. " "
+        .. cmd:gsub("%-%-n %d+", "--n " .. n) .. " 2>/dev/null")
+      local h = io.open(f)
+      local text = h and h:read("a") or ""
+      if h then h:close() end
+      os.remove(f)
+      return tonumber(text:match("\nsummary:%s*(%d+)") or text:match("\ntotals:%s*(%d+)"))
+    end
+    for _, id in ipairs{"c_easy", "send", "c_multi8", "send_all8", "prepare", "pure_prepare"} do
+      local c = by[id]
+      if c and not c.skip and not c.error then
+        local a, b = count(c.cmd, 200), count(c.cmd, 1000)
+        if a and b and b > a then ir[id] = (b - a) / 800 end
+      end
+    end
+    print(string.format("  instruction counts done (%.0f s)", socket.gettime() - t_start))
   end
 
   -- memory: 10,000 then 100,000 sends in one process
@@ -292,19 +322,35 @@ local ok_main, err_main = pcall(function()
     local pass = better_low and got <= limit or (not better_low and got >= limit)
     print(string.format("%-46s  %-4s   " .. fmt, name, pass and "PASS" or "MISS", got, limit))
   end
+  -- the median of the ratios of each repetition's pair (the two runs were
+  -- seconds apart, so a load that drifts over the minute cancels out)
   local function cpu_ratio(a, b)
-    return by[a].mcpu and by[b].mcpu and by[a].mcpu / by[b].mcpu or nil
+    local rs = {}
+    for rep = 1, REPS do
+      local x, y = by[a].by_rep and by[a].by_rep[rep], by[b].by_rep and by[b].by_rep[rep]
+      if x and y then rs[#rs + 1] = x / y end
+    end
+    return median(rs)
   end
-  print("targets (ratios of medians, client CPU µs per request, measured side by side):")
+  local function ir_note(a, b)
+    if not (ir[a] and ir[b]) then return "" end
+    return string.format("   instructions %.0f k / %.0f k = %.2f×", ir[a] / 1000, ir[b] / 1000,
+      ir[a] / ir[b])
+  end
+  print("targets (median over the repetitions of each pair's client CPU ratio; instructions per")
+  print("request from callgrind beside, the figure that does not move with the machine's load):")
   target("client:send CPU vs plain-C sequential", cpu_ratio("send", "c_easy"), 1.15,
-    "%.2f× (target ≤ %.2f×)", true)
+    "%.2f× (target ≤ %.2f×)" .. ir_note("send", "c_easy"), true)
   target("send_all c=8 CPU vs plain-C multi c=8", cpu_ratio("send_all8", "c_multi8"), 1.2,
-    "%.2f× (target ≤ %.2f×)", true)
+    "%.2f× (target ≤ %.2f×)" .. ir_note("send_all8", "c_multi8"), true)
   target("send_all c=32 CPU vs plain-C multi c=32", cpu_ratio("send_all32", "c_multi32"), 1.2,
     "%.2f× (target ≤ %.2f×)", true)
-  local speedup = by.prepare.mcpu and by.pure_prepare.mcpu and by.pure_prepare.mcpu
-    / by.prepare.mcpu
-  target("prepare() cheaper than pure Lua by", speedup, 15, "%.1f× (target ≥ %.0f×)", false)
+  local speedup = cpu_ratio("pure_prepare", "prepare")
+  local ir_prep = ir.prepare and ir.pure_prepare and string.format(
+    "   instructions %.0f k / %.0f k = %.1f×", ir.pure_prepare / 1000, ir.prepare / 1000,
+    ir.pure_prepare / ir.prepare) or ""
+  target("prepare() cheaper than pure Lua by", speedup, 15, "%.1f× (target ≥ %.0f×)" .. ir_prep,
+    false)
   if r.hwm1_kib and r.hwm2_kib then
     local d = r.hwm2_kib - r.hwm1_kib
     target(string.format("peak RSS growth %d → %d sends", RSS_N1, RSS_N2), d, 1024,
