@@ -83,7 +83,7 @@ rockspec-check:
 
 test-plain: all $(CORETEST)
 	$(CORETEST)
-	COMMSEASE_BUILD=$(BUILD) $(BUSTED)
+	COMMSEASE_BUILD=$(BUILD) spec/run-busted.sh $(BUSTED)
 
 ASAN_LIB = $(shell $(CC) -print-file-name=libasan.so)
 test-asan:
@@ -92,7 +92,7 @@ test-asan:
 	ASAN_OPTIONS=detect_leaks=1 build-asan/core-test
 	COMMSEASE_BUILD=build-asan LD_PRELOAD=$(ASAN_LIB) \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
-	  $(BUSTED)
+	  spec/run-busted.sh $(BUSTED)
 
 # client CPU per request and req/s against one loopback server, side by side
 # with plain C and pure Lua; see bench/README.md
