@@ -4,6 +4,7 @@
 LUA           ?= lua5.4
 LUA_VERSION   ?= 5.4
 LUA_INCDIR    ?= /usr/include/lua$(LUA_VERSION)
+LUA_CFLAGS    ?= -I$(LUA_INCDIR)
 PREFIX        ?= /usr/local
 LUA_CMODDIR   ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
 BINDIR        ?= $(PREFIX)/bin
@@ -17,7 +18,8 @@ SUDO          ?= $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Debian packages the project needs (make deps installs the missing ones)
 DEB_PACKAGES = lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson \
-               lua-busted lua-socket libmicrohttpd-dev libcjson-dev pkg-config luarocks lua-check
+               lua-busted lua-socket libmicrohttpd-dev libcjson-dev pkg-config luarocks lua-check \
+               lua5.1 liblua5.1-0-dev luajit libluajit-5.1-dev lua-compat53-dev
 
 CORE_SRC = src/core/cms_buf.c src/core/cms_rules.c src/core/cms_sign.c src/core/cms_http.c \
            src/core/cms_pace.c src/core/cms_form.c
@@ -36,13 +38,14 @@ MODULE   = $(BUILD)/commsease.so
 EMULATOR = $(BUILD)/commsease-emulator
 CORETEST = $(BUILD)/core-test
 
-.PHONY: all deps test test-plain test-asan demo bench fuzz lint install clean rockspec-check
+.PHONY: all deps test test-plain test-asan test-compat demo bench fuzz lint install clean \
+        rockspec-check
 
 all: $(MODULE) $(EMULATOR)
 
 $(BUILD)/src/lua/%.o: src/lua/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -I$(LUA_INCDIR) -MMD -c $< -o $@
+	$(CC) $(ALL_CFLAGS) $(LUA_CFLAGS) -MMD -c $< -o $@
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -76,7 +79,17 @@ test: deps
 	$(MAKE) lint
 	$(MAKE) test-plain
 	$(MAKE) test-asan
+	$(MAKE) test-compat
 	$(MAKE) rockspec-check
+
+# the same sources built for Lua 5.1 and for LuaJIT (OpenResty) through
+# lcms_compat.h (lua-compat-5.3), smoke-tested against the emulator
+test-compat: $(EMULATOR)
+	$(MAKE) build-51/commsease.so BUILD=build-51 LUA_CFLAGS="-I/usr/include/lua5.1"
+	lua5.1 spec/compat/smoke.lua build-51 $(EMULATOR)
+	$(MAKE) build-jit/commsease.so BUILD=build-jit \
+	  LUA_CFLAGS="-I/usr/include/luajit-2.1 -I/usr/include/lua5.1"
+	luajit spec/compat/smoke.lua build-jit $(EMULATOR)
 
 rockspec-check:
 	LUA=$(LUA) LUA_VERSION=$(LUA_VERSION) rockspec/check.sh
@@ -118,4 +131,4 @@ fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) spec/fuzz/run.sh
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-51 build-jit
