@@ -6,3 +6,5 @@ files["bench/wrk-emulator.lua"] = {
   globals = { "wrk", "request", "response", "done", "setup", "init", "tid", "n", "bad" },
   unused_args = false,
 }
+-- runs under Lua 5.1 and LuaJIT too
+files["spec/compat/smoke.lua"] = { std = "lua51+lua54", read_globals = { "jit" } }
