@@ -1,6 +1,4 @@
 #include "cms_buf.h"
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,23 +46,6 @@ int cms_buf_add(cms_buf *b, const void *p, size_t n) {
 int cms_buf_adds(cms_buf *b, const char *s) { return cms_buf_add(b, s, strlen(s)); }
 
 int cms_buf_addc(cms_buf *b, char c) { return cms_buf_add(b, &c, 1); }
-
-int cms_buf_printf(cms_buf *b, const char *fmt, ...) {
-  va_list ap;
-  int n;
-  char small[256];
-  va_start(ap, fmt);
-  n = vsnprintf(small, sizeof small, fmt, ap);
-  va_end(ap);
-  if (n < 0) return -1;
-  if ((size_t)n < sizeof small) return cms_buf_add(b, small, (size_t)n);
-  if (reserve(b, (size_t)n)) return -1;
-  va_start(ap, fmt);
-  vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-  va_end(ap);
-  b->len += (size_t)n;
-  return 0;
-}
 
 char *cms_buf_reserve(cms_buf *b, size_t n) {
   if (reserve(b, n)) return NULL;

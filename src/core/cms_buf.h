@@ -18,8 +18,6 @@ void cms_buf_reset(cms_buf *b);                       /* len = 0, flags cleared,
 int cms_buf_add(cms_buf *b, const void *p, size_t n); /* 0 ok, -1 failed (flag set) */
 int cms_buf_adds(cms_buf *b, const char *s);
 int cms_buf_addc(cms_buf *b, char c);
-int cms_buf_printf(cms_buf *b, const char *fmt, ...)
-  __attribute__((format(printf, 2, 3)));
 const char *cms_buf_cstr(cms_buf *b);                 /* NUL-terminated view, or "" on OOM */
 /* room for n more bytes (and a NUL): returns where to write them, or NULL;
  * the writer then sets len itself */
