@@ -195,6 +195,14 @@ describe("failover", function()
     assert.is_table(res.success["fo-502"])
     local got = other:inbox("p1")
     assert.equal("fo-502", got[#got].msgid_client)
+    -- the second attempt: a fresh Nonce and CheckSum, the same RequestId and body
+    local first, second = emu:requests(), other:requests()
+    first, second = first[#first], second[#second]
+    assert.equal(first.headers.RequestId, second.headers.RequestId)
+    assert.are_not.equal(first.headers.Nonce, second.headers.Nonce)
+    assert.equal(helpers.sign(emu.secret, second.headers.Nonce, second.headers.CurTime),
+                 second.headers.CheckSum)
+    assert.equal(first.body, second.body)
     c:close()
   end)
 

@@ -115,6 +115,7 @@ int lcms_new(lua_State *L) {
       luaL_error(L, "commsease.new: unknown option '%s'", luaL_tolstring(L, -1, NULL));
   }
   appkey = opt_string(L, "appkey", 1, &appkey_len);
+  if (appkey_len > 256) luaL_error(L, "commsease.new: option 'appkey' is longer than 256 bytes");
   secret = opt_string(L, "secret", 1, &secret_len);
   ca = opt_string(L, "ca_file", 0, &ca_len);
   proxy = opt_string(L, "proxy", 0, &proxy_len);
@@ -215,15 +216,33 @@ static int sign(lcms_client *c, sig *s) {
   return cms_checksum(c->secret, c->secret_len, s->nonce, s->curtime, s->checksum);
 }
 
+/* overwrites the value after "Name: " in a header line of the same length */
+static int refill(struct curl_slist *node, size_t name_len, const char *value) {
+  size_t n = strlen(value);
+  if (!node || strlen(node->data) != name_len + n) return -1;
+  memcpy(node->data + name_len, value, n);
+  return 0;
+}
+
+/* The headers of one attempt: AppKey, a fresh Nonce, CurTime and CheckSum, the
+ * call's RequestId, the Content-Type, no Expect.  The list is built once and
+ * its values overwritten in place afterwards (they keep their lengths), so an
+ * attempt allocates nothing; it is rebuilt when a length changes. */
 int lcms_build_headers(lcms_client *c, struct curl_slist **list, const char *rid) {
   char line[512];
   struct curl_slist *h = NULL, *t;
   const char *fixed[] = {"Content-Type: " CMS_CONTENT_TYPE, "Expect:", NULL};
   int i;
   sig sg, *s = &sg;
-  curl_slist_free_all(*list);
-  *list = NULL;
   if (sign(c, s)) return -1;
+  if (*list) {
+    struct curl_slist *n = (*list)->next; /* Nonce, CurTime, CheckSum, RequestId */
+    if (!refill(n, 7, s->nonce) && !refill(n->next, 9, s->curtime) &&
+        !refill(n->next->next, 10, s->checksum) && !refill(n->next->next->next, 11, rid))
+      return 0;
+    curl_slist_free_all(*list);
+    *list = NULL;
+  }
 #define ADD(str) do { t = curl_slist_append(h, str); if (!t) goto oom; h = t; } while (0)
   snprintf(line, sizeof line, "AppKey: %s", c->appkey);
   ADD(line);
