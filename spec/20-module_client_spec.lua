@@ -103,7 +103,7 @@ describe("client life cycle", function()
   it("two clients keep their own settings", function()
     local emu = helpers.start_emulator({"--rate-limit", "0"})
     finally(function() emu:stop() end)
-    local good = commsease.new{appkey = emu.appkey, secret = emu.secret, endpoint = emu.base}
+    local good = helpers.client_for(emu)
     local wrong = commsease.new{appkey = emu.appkey, secret = "not-the-secret", endpoint = emu.base}
     local p = {roomid = 1, fromAccid = "a", toAccids = {"b"}, msgList = {commsease.text("x")}}
     local res = good:send(p)

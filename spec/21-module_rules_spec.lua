@@ -6,7 +6,7 @@ local helpers = require "helpers"
 local emu, client
 setup(function()
   emu = helpers.start_emulator({"--rate-limit", "0"})
-  client = commsease.new{appkey = emu.appkey, secret = emu.secret, endpoint = emu.base}
+  client = helpers.client_for(emu)
 end)
 teardown(function()
   client:close()

@@ -17,7 +17,7 @@ describe("the request on the wire", function()
   local emu, client
   setup(function()
     emu = helpers.start_emulator({"--rate-limit", "0"})
-    client = commsease.new{appkey = emu.appkey, secret = emu.secret, endpoint = emu.base}
+    client = helpers.client_for(emu)
   end)
   teardown(function()
     client:close()

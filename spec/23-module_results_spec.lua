@@ -12,7 +12,7 @@ describe("results", function()
   local emu, client
   setup(function()
     emu = helpers.start_emulator({"--rate-limit", "0"})
-    client = commsease.new{appkey = emu.appkey, secret = emu.secret, endpoint = emu.base}
+    client = helpers.client_for(emu)
   end)
   teardown(function() client:close(); emu:stop() end)
   before_each(function() emu:reset(); emu:config{numbers_as_strings = false} end)
@@ -129,8 +129,7 @@ describe("results", function()
   end
 
   it("send() returns a transport error, not a hang, when the answer is too slow", function()
-    local slow = commsease.new{appkey = emu.appkey, secret = emu.secret, endpoint = emu.base,
-                               timeout = 0.3}
+    local slow = helpers.client_for(emu, {timeout = 0.3})
     emu:faults{{action = "delay", ms = 1500}}
     local t0 = helpers.now()
     local _, err = slow:send(params())
@@ -142,7 +141,7 @@ describe("results", function()
   end)
 
   it("reuses one kept-alive connection for consecutive sends", function()
-    local c = commsease.new{appkey = emu.appkey, secret = emu.secret, endpoint = emu.base}
+    local c = helpers.client_for(emu)
     -- each stats query is a connection of its own: measure what one costs
     local c0 = emu:stats().connections
     local before = emu:stats().connections
@@ -153,7 +152,7 @@ describe("results", function()
   end)
 
   it("does not let libcurl replay a request whose kept-alive connection died after delivery", function()
-    local c = commsease.new{appkey = emu.appkey, secret = emu.secret, endpoint = emu.base}
+    local c = helpers.client_for(emu)
     assert(c:send(params()))                        -- the connection is now kept alive
     local before = emu:stats().requests
     emu:faults{{action = "close", after_deliver = true}}
@@ -176,8 +175,7 @@ describe("failover", function()
   teardown(function() emu:stop() end)
 
   it("moves to the next endpoint on a connect failure", function()
-    local c = commsease.new{appkey = emu.appkey, secret = emu.secret, retries = 1,
-                            endpoints = {"http://127.0.0.1:9/nimserver", emu.base}}
+    local c = helpers.client_for(emu, {retries = 1, endpoints = {"http://127.0.0.1:9/nimserver", emu.base}})
     local before = emu:stats().requests
     local res = assert(c:send(params()))
     assert.equal(200, res.code)
@@ -188,8 +186,7 @@ describe("failover", function()
   it("moves to the next endpoint on HTTP 502", function()
     local other = helpers.start_emulator({"--rate-limit", "0"})
     finally(function() other:stop() end)
-    local c = commsease.new{appkey = emu.appkey, secret = emu.secret, retries = 1,
-                            endpoints = {emu.base, other.base}}
+    local c = helpers.client_for(emu, {retries = 1, endpoints = {emu.base, other.base}})
     emu:faults{{action = "status", status = 502}}
     local res = assert(c:send(params("fo-502")))
     assert.is_table(res.success["fo-502"])
@@ -218,7 +215,7 @@ describe("failover", function()
   end)
 
   it("does not resend an ambiguous failure by itself (HTTP 503 is returned)", function()
-    local c = commsease.new{appkey = emu.appkey, secret = emu.secret, retries = 3, endpoint = emu.base}
+    local c = helpers.client_for(emu, {retries = 3})
     local before = emu:stats().requests
     emu:faults{{action = "status", status = 503}}
     local _, err = c:send(params())

@@ -96,7 +96,7 @@ describe("client:send_all", function()
   local emu, client
   setup(function()
     emu = helpers.start_emulator({"--rate-limit", "0"})
-    client = commsease.new{appkey = emu.appkey, secret = emu.secret, endpoint = emu.base, rate_limit = 0}
+    client = helpers.client_for(emu, {rate_limit = 0})
   end)
   teardown(function() client:close(); emu:stop() end)
   before_each(function() emu:reset() end)
@@ -145,8 +145,7 @@ describe("client:send_all", function()
 
   it("sends a retried call with the msgIds it generated the first time", function()
     emu:faults{{action = "status", status = 502}}
-    local c = commsease.new{appkey = emu.appkey, secret = emu.secret, endpoint = emu.base,
-                            rate_limit = 0, retries = 1}
+    local c = helpers.client_for(emu, {rate_limit = 0, retries = 1})
     local out = c:send_all({{roomid = 5, fromAccid = "a", toAccids = {"gen"},
                              msgList = {commsease.text("no id given")}}})
     local res = assert(out[1].res, tostring(out[1].err))
@@ -193,8 +192,7 @@ describe("pacing", function()
   it("keeps a client under its rate limit, so the service never answers 416", function()
     local emu = helpers.start_emulator({"--rate-limit", "20", "--penalty", "5"})
     finally(function() emu:stop() end)
-    local c = commsease.new{appkey = emu.appkey, secret = emu.secret, endpoint = emu.base,
-                            rate_limit = 20}
+    local c = helpers.client_for(emu, {rate_limit = 20})
     local t0 = helpers.now()
     for i = 1, 30 do
       assert(c:send{roomid = 1, fromAccid = "a", toAccids = {"b"}, msgList = {commsease.text("x" .. i)}})
@@ -208,8 +206,7 @@ describe("pacing", function()
   it("pauses every call for the penalty after a 416 and sends the affected calls again", function()
     local emu = helpers.start_emulator({"--rate-limit", "5", "--penalty", "0.5"})
     finally(function() emu:stop() end)
-    local c = commsease.new{appkey = emu.appkey, secret = emu.secret, endpoint = emu.base,
-                            rate_limit = 0, rate_limit_penalty = 0.6}
+    local c = helpers.client_for(emu, {rate_limit = 0, rate_limit_penalty = 0.6})
     local l = {}
     for i = 1, 12 do
       l[i] = {roomid = 1, fromAccid = "a", toAccids = {"rl"},

@@ -31,6 +31,8 @@ helpers.connect(port, timeout) -> a connected LuaSocket TCP client
 helpers.read_response(sock, timeout) -> status, body (reads one HTTP/1.1 response)
 helpers.wait_until(fn, timeout) -> fn's first truthy value, or nil after timeout seconds
 helpers.now() -> wall-clock seconds with fractions
+helpers.client_for(emu, over) -> a commsease client for this emulator (appkey, secret and
+    endpoint filled in; keys in `over` added or replaced; `endpoints` replaces `endpoint`)
 ]]
 local socket = require("socket")
 local http = require("socket.http")
@@ -45,6 +47,13 @@ helpers.DEFAULT_SECRET = "demo-secret"
 function helpers.build_dir() return os.getenv("COMMSEASE_BUILD") or "build" end
 function helpers.emulator_bin() return helpers.build_dir() .. "/commsease-emulator" end
 function helpers.now() return socket.gettime() end
+
+function helpers.client_for(emu, over)
+  local o = {appkey = emu.appkey, secret = emu.secret, endpoint = emu.base}
+  for k, v in pairs(over or {}) do o[k] = v end
+  if o.endpoints then o.endpoint = nil end
+  return require("commsease").new(o)
+end
 
 local function shq(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 helpers.shell_quote = shq
