@@ -46,8 +46,6 @@ CURLcode cms_http_configure(CURL *h, const cms_http_opts *o) {
 CURLcode cms_http_prepare(CURL *h, cms_http_xfer *x, const char *url,
                           struct curl_slist *headers, const char *body, size_t len) {
   CURLcode rc = CURLE_OK;
-  x->body = body;
-  x->body_len = len;
   x->requests = 0;
   x->status = 0;
   x->rc = CURLE_OK;

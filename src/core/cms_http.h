@@ -34,9 +34,7 @@ typedef enum cms_http_outcome {
 } cms_http_outcome;
 
 typedef struct cms_http_xfer {
-  /* request, owned by the caller for the whole transfer */
-  const char *body;
-  size_t body_len;
+  /* the body is owned by the caller for the whole transfer (POSTFIELDS) */
   int requests;          /* requests libcurl began for this transfer */
   /* answer */
   cms_buf answer;

@@ -65,7 +65,6 @@ static const cms_rule *find_rule(const cms_rule *t, const char *name) {
     if (strcmp(t->name, name) == 0) return t;
   return NULL;
 }
-const cms_rule *cms_param_rule(const char *name) { return find_rule(cms_param_rules, name); }
 const cms_rule *cms_msg_rule(const char *name) { return find_rule(cms_msg_rules, name); }
 
 const cms_msgtype *cms_msgtype_by_code(long long code) {

@@ -40,7 +40,6 @@ typedef struct cms_rule {
 extern const cms_rule cms_param_rules[];
 /* the fields of one message of msgList; ends with name == NULL */
 extern const cms_rule cms_msg_rules[];
-const cms_rule *cms_param_rule(const char *name);
 const cms_rule *cms_msg_rule(const char *name);
 
 #define CMS_ACCID_MAX 32
