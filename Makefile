@@ -21,8 +21,7 @@ DEB_PACKAGES = lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson \
                lua-busted lua-socket libmicrohttpd-dev libcjson-dev pkg-config luarocks lua-check \
                lua5.1 liblua5.1-0-dev luajit libluajit-5.1-dev lua-compat53-dev
 
-CORE_SRC = src/core/cms_buf.c src/core/cms_rules.c src/core/cms_sign.c src/core/cms_http.c \
-           src/core/cms_pace.c src/core/cms_form.c
+CORE_SRC = $(wildcard src/core/*.c)
 LUA_SRC  = $(wildcard src/lua/*.c)
 EMU_SRC  = $(wildcard src/emulator/*.c)
 
