@@ -126,7 +126,7 @@ describe("a JSON text check covers every byte (defect 5, the request side)", fun
   teardown(function() client:close() end)
   local IMAGE = '{"url":"u","md5":"m","ext":"jpg","w":1,"h":1,"size":1}'
   -- where JSON text goes: a function of the text -> params, and the field
-  local places = {
+  local text_places = {
     {function(s) return base{msgList = {commsease.custom(s)}} end, "msgList[1].attach"},
     {function(s) return base{msgList = {commsease.text("hi", {ext = s})}} end, "msgList[1].ext"},
     {function(s) return base{yidunAntiCheating = s} end, "yidunAntiCheating"},
@@ -142,7 +142,7 @@ describe("a JSON text check covers every byte (defect 5, the request side)", fun
     {'{"a":01}', "a leading zero"}, {'"\1"', "a raw control character"}, {'', "empty text"},
     {'{"a":1', "an object that never closes"}, {'"\\x"', "an unknown escape"},
   }
-  for _, place in ipairs(places) do
+  for _, place in ipairs(text_places) do
     for _, b in ipairs(bad) do
       it("refuses " .. b[2] .. " as " .. place[2], function()
         local req, err = client:prepare(place[1](b[1]))
