@@ -51,6 +51,10 @@ describe("transport: sent", function()
       assert.equal(h.base, err.endpoint)
       assert.equal(mode:match("^ka_") and 2 or 1, h.stop()) -- the server read it
       assert.equal(0, emu:stats().requests - before)      -- and nothing went elsewhere
+      for k, v in pairs(err) do
+        assert.is_nil(tostring(v):find(emu.secret, 1, true), "the secret in err." .. k)
+      end
+      assert.is_nil(tostring(err):find(emu.secret, 1, true))
     end)
   end
 
@@ -138,5 +142,19 @@ describe("transport: sent", function()
     assert.equal(56, err.code)
     assert.is_false(err.sent, tostring(err))
     assert.is_true(err.retryable)
+  end)
+
+  it("drops user:password@ from the endpoint in error values", function()
+    local h = hostile("close")
+    local base = "http://alice:hunter2@127.0.0.1:" .. h.port .. "/nimserver"
+    local c = commsease.new{appkey = "k", secret = "s", endpoint = base, retries = 0}
+    finally(function() c:close(); h.stop() end)
+    local _, err = c:send(params())
+    assert.equal("transport", err.kind)
+    assert.equal("http://127.0.0.1:" .. h.port .. "/nimserver", err.endpoint)
+    for k, v in pairs(err) do
+      assert.is_nil(tostring(v):find("hunter2", 1, true), "the password in err." .. k)
+    end
+    assert.is_nil(tostring(err):find("hunter2", 1, true))
   end)
 end)
