@@ -109,6 +109,10 @@ static void push_rule_list(lua_State *L, const cms_rule *r) {
     }
     lua_pushstring(L, r->doc);
     lua_setfield(L, -2, "doc");
+    if (r->lifted) {
+      lua_pushboolean(L, 1);
+      lua_setfield(L, -2, "lifted");
+    }
     lua_rawseti(L, -2, ++i);
   }
 }
