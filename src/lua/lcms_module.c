@@ -3,6 +3,7 @@
 #include <string.h>
 #include "lcms.h"
 #include "cms_sign.h"
+#include "lcms_wire.h"
 
 /* --- message builders: never raise; content is checked at send/prepare --- */
 
@@ -201,7 +202,7 @@ static int l_checksum(lua_State *L) {
 __attribute__((visibility("default"))) int luaopen_commsease(lua_State *L) {
   static const luaL_Reg funcs[] = {
     {"new", lcms_new}, {"parse", lcms_parse}, {"checksum", l_checksum},
-    {"chunk", lcms_chunk}, {NULL, NULL}};
+    {"chunk", lcms_chunk}, {"verify_webhook", lcms_verify_webhook}, {NULL, NULL}};
   const cms_msgtype *t;
   cms_http_global_init();
   lcms_open_json(L);
