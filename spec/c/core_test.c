@@ -245,6 +245,8 @@ static void test_api_codes(void) {
   CHECK(cms_msgtypes[CMS_T_CUSTOM].code == 100 && cms_param_rules[CMS_PR_ENV].max_chars == 32 &&
             strcmp(cms_msg_rules[CMS_MF_ATTACH].name, "attach") == 0 && !cms_param_rules[CMS_PR_COUNT].name,
         "the tables are indexed by their enums");
+}
+
 /* a webhook request: md5sum and sha1sum of the body and headers, by hand */
 static void test_webhook(void) {
   static const char body[] = "{\"eventType\":\"4\"}";
