@@ -1,5 +1,5 @@
 #!/bin/sh
-# spec/memcheck.sh BUILD BUSTED-COMMAND... -- the core tests and the whole busted
+# spec/memcheck.sh BUILD BUSTED-COMMAND... -- the C unit tests (BUILD/*-test) and the whole busted
 # suite under valgrind memcheck (behind `make memcheck`).  Every process valgrind
 # runs (the Lua process and the children the fork spec makes; not the emulators
 # and servers the specs start, which are other programs) writes its own log to
@@ -20,8 +20,10 @@ vg="$VALGRIND --tool=memcheck --error-exitcode=99 --leak-check=full
     --track-origins=yes --num-callers=40 --suppressions=spec/valgrind.supp
     --log-file=$logs/%p.log"
 status=0
-# shellcheck disable=SC2086
-$vg "$build/core-test" || status=1
+for t in "$build"/*-test; do
+  # shellcheck disable=SC2086
+  [ -x "$t" ] && { $vg "$t" || status=1; }
+done
 # shellcheck disable=SC2086
 COMMSEASE_BUILD=$build spec/run-busted.sh $vg "$@" || status=1
 # shellcheck disable=SC2046
