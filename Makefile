@@ -19,7 +19,9 @@ SUDO          ?= $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the project needs (make deps installs the missing ones)
 DEB_PACKAGES = lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson \
                lua-busted lua-socket libmicrohttpd-dev libcjson-dev pkg-config luarocks lua-check \
-               lua5.1 liblua5.1-0-dev luajit libluajit-5.1-dev lua-compat53-dev
+               lua5.1 liblua5.1-0-dev lua-compat53-dev openssl \
+               luajit2 libluajit2-5.1-dev nginx libnginx-mod-http-lua lua-resty-core
+# (Debian's luajit/libluajit-5.1-dev conflict with luajit2, which nginx's Lua module needs)
 
 CORE_SRC = $(wildcard src/core/*.c)
 LUA_SRC  = $(wildcard src/lua/*.c)
@@ -38,7 +40,7 @@ EMULATOR = $(BUILD)/commsease-emulator
 CORETEST = $(BUILD)/core-test
 
 .PHONY: all deps test test-plain test-asan test-compat demo bench fuzz lint install clean \
-        rockspec-check
+        rockspec-check jit
 
 all: $(MODULE) $(EMULATOR)
 
@@ -90,19 +92,25 @@ test-compat: $(EMULATOR)
 	  LUA_CFLAGS="-I/usr/include/luajit-2.1 -I/usr/include/lua5.1"
 	luajit spec/compat/smoke.lua build-jit $(EMULATOR)
 
+# the module for LuaJIT, which the OpenResty specs load into nginx (spec/helpers_nginx.lua)
+JIT_BUILD ?= build-jit
+jit:
+	$(MAKE) $(JIT_BUILD)/commsease.so BUILD=$(JIT_BUILD) \
+	  LUA_CFLAGS="-I/usr/include/luajit-2.1 -I/usr/include/lua5.1"
+
 rockspec-check:
 	LUA=$(LUA) LUA_VERSION=$(LUA_VERSION) rockspec/check.sh
 
-test-plain: all $(CORETEST)
+test-plain: all $(CORETEST) jit
 	$(CORETEST)
-	COMMSEASE_BUILD=$(BUILD) spec/run-busted.sh $(BUSTED)
+	COMMSEASE_BUILD=$(BUILD) COMMSEASE_JIT_BUILD=$(JIT_BUILD) spec/run-busted.sh $(BUSTED)
 
 ASAN_LIB = $(shell $(CC) -print-file-name=libasan.so)
-test-asan:
+test-asan: jit
 	$(MAKE) all build-asan/core-test BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer" \
 	  SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 	ASAN_OPTIONS=detect_leaks=1 build-asan/core-test
-	COMMSEASE_BUILD=build-asan LD_PRELOAD=$(ASAN_LIB) \
+	COMMSEASE_BUILD=build-asan COMMSEASE_JIT_BUILD=$(JIT_BUILD) LD_PRELOAD=$(ASAN_LIB) \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  spec/run-busted.sh $(BUSTED)
 
@@ -121,7 +129,7 @@ install: $(MODULE) $(EMULATOR)
 
 # luacheck (Debian: lua-check) over the Lua of specs, examples and the bench
 lint:
-	luacheck spec examples bench rockspec
+	luacheck spec examples bench rockspec src/lua/commsease
 
 # libFuzzer targets (clang) for src/core and the emulator's request checks;
 # slow, so not part of `make test`
