@@ -11,6 +11,7 @@ nginx.start(o) -> ng; an nginx master (daemon off) on 127.0.0.1, a free port, in
                   ("$PORT2" in http or server is a second free port, ng.port2)
       conf     -- a whole nginx.conf to use instead; "$PORT", "$PREFIX", "$ROOT" (the
                   repository) and "$CPATH" in it are replaced
+      env      -- { NAME = value } added to nginx's environment (pass them on with `env NAME;`)
       runner   -- default true: adds `location = /_run`, which runs the Lua chunk POSTed
                   as the body (test-only: never in a real config) as a function of the
                   query's decoded JSON argument `a`, and answers the JSON of what it
@@ -143,8 +144,11 @@ function nginx.start(o)
     cf:write(conf)
     cf:close()
     -- nginx must not inherit an ASan preload meant for the specs' own process
-    local cmd = "exec env -u LD_PRELOAD sh -c 'echo $$; exec \"$0\" \"$@\" 2>>" .. prefix
-        .. "/logs/stderr.log' " .. shq(nginx.BIN) .. " -p " .. shq(prefix .. "/") .. " -c "
+    local envs = {}
+    for k, v in pairs(o.env or {}) do envs[#envs + 1] = shq(k .. "=" .. v) end
+    table.sort(envs)
+    local cmd = "exec env -u LD_PRELOAD " .. table.concat(envs, " ")
+        .. " sh -c 'echo $$; exec \"$0\" \"$@\" 2>>" .. prefix .. "/logs/stderr.log' " .. shq(nginx.BIN) .. " -p " .. shq(prefix .. "/") .. " -c "
         .. shq(prefix .. "/nginx.conf")
     local p = assert(io.popen(cmd, "r"))
     local pid = tonumber(p:read("l"))
