@@ -148,8 +148,8 @@ function nginx.start(o)
     for k, v in pairs(o.env or {}) do envs[#envs + 1] = shq(k .. "=" .. v) end
     table.sort(envs)
     local cmd = "exec env -u LD_PRELOAD " .. table.concat(envs, " ")
-        .. " sh -c 'echo $$; exec \"$0\" \"$@\" 2>>" .. prefix .. "/logs/stderr.log' " .. shq(nginx.BIN) .. " -p " .. shq(prefix .. "/") .. " -c "
-        .. shq(prefix .. "/nginx.conf")
+        .. " sh -c 'echo $$; exec \"$0\" \"$@\" 2>>" .. prefix .. "/logs/stderr.log' "
+        .. shq(nginx.BIN) .. " -p " .. shq(prefix .. "/") .. " -c " .. shq(prefix .. "/nginx.conf")
     local p = assert(io.popen(cmd, "r"))
     local pid = tonumber(p:read("l"))
     local ng = setmetatable({pid = pid, proc = p, port = port, port2 = port2, prefix = prefix,
