@@ -47,6 +47,7 @@ SCHEDTEST = $(BUILD)/sched-test
 SPECFORK = $(BUILD)/spec_fork.so
 
 .PHONY: all deps deps-check test test-plain test-asan test-compat demo bench fuzz lint install clean \
+        memcheck valgrind \
         rockspec-check jit
 
 all: $(MODULE) $(EMULATOR)
@@ -130,6 +131,13 @@ test-asan: jit
 	COMMSEASE_BUILD=build-asan COMMSEASE_JIT_BUILD=$(JIT_BUILD) LD_PRELOAD=$(ASAN_LIB) \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  spec/run-busted.sh $(BUSTED)
+
+# the C unit tests and the whole busted suite under valgrind memcheck: a memory
+# error or a byte definitely or indirectly lost fails it (spec/memcheck.sh sums the
+# figures of every process; spec/valgrind.supp holds the only suppressions)
+memcheck: all $(CORETEST) $(SCHEDTEST) $(SPECFORK)
+	spec/memcheck.sh $(BUILD) $(BUSTED)
+valgrind: memcheck
 
 # client CPU per request and req/s against one loopback server, side by side
 # with plain C and pure Lua; see bench/README.md
