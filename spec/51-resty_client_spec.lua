@@ -117,8 +117,9 @@ describe("commsease.resty", function()
       local _, invalid = c:send({roomid = 0, fromAccid = "a", toAccids = {"b"}, msgList = {commsease.text("x")}})
       local _, refused = new({endpoint = a.dead, retries = 0}):send(a.params)
       local _, muted = c:send(a.params2)
+      local _, creds = new({endpoint = a.dead:gsub("//", "//user:hunter2@"), retries = 0}):send(a.params)
       return {invalid = plain(invalid), refused = plain(refused), muted = plain(muted),
-              printed = tostring(muted)}
+              printed = tostring(muted), creds = plain(creds), creds_printed = tostring(creds)}
     ]], {dead = "http://127.0.0.1:" .. dead .. "/nimserver", params = batch(1, {"x"}, {"e1"}),
          params2 = batch(1, {"x"}, {"e2"})},
       nil)
@@ -133,6 +134,9 @@ describe("commsease.resty", function()
     assert.is_true(out.refused.retryable)
     assert.is_string(out.refused.request_id)
     assert.equal("http://127.0.0.1:" .. dead .. "/nimserver", out.refused.endpoint)
+    -- credentials in an endpoint never reach an error value
+    assert.equal("http://127.0.0.1:" .. dead .. "/nimserver", out.creds.endpoint)
+    assert.is_nil((out.creds_printed .. out.creds.message):find("hunter2", 1, true))
     -- e2 was not refused by a fault: a plain success; now with a fault
     emu:faults{{action = "code", code = 13004, desc = "sender muted"}}
     out = run([[

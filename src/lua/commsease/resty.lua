@@ -98,7 +98,8 @@ function _M.new(opts)
                              retries = copts.retries or 1}, Client)
   for i, b in ipairs(bases) do
     b = b:gsub("/+$", "")
-    self.bases[i] = b
+    -- errors name the endpoint without a user:password@ it may carry
+    self.bases[i] = b:gsub("^(%a[%w+.-]*://)[^/?#]*@", "%1")
     self.urls[i] = b .. PATH
   end
   local hopts = {connect_timeout = copts.connect_timeout or 5, ssl_verify = own.ssl_verify,

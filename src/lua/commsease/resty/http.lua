@@ -47,6 +47,7 @@ local function parse_url(url)
   if not scheme then return nil, "not an http:// or https:// URL" end
   local authority, path = match(rest, "^([^/?#]*)(.*)$")
   if path == "" then path = "/" end
+  if find(authority, "@", 1, true) then return nil, "user:password@ in the URL is not supported" end
   local host, port
   if sub(authority, 1, 1) == "[" then
     host, port = match(authority, "^%[([%x:.]+)%]:?(%d*)$")
