@@ -57,6 +57,7 @@ build = {
             "src/core/cms_sched.c",
             "src/core/cms_json.c",
             "src/core/cms_webhook.c",
+            "src/core/cms_answer.c",
             "src/lua/lcms_chunk.c",
             "src/lua/lcms_client.c",
             "src/lua/lcms_compat.c",
