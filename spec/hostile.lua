@@ -2,7 +2,8 @@
 as its own process, for the transport and answer specs.
 
 hostile.start(mode, ...) -> h (the extra arguments go to the server): h.port,
-    h.base ("http://127.0.0.1:PORT/nimserver"), h.stop() -> how many whole requests the server read (SIGTERM; idempotent)
+    h.base ("http://127.0.0.1:PORT/nimserver"),
+    h.stop() -> how many whole requests the server read (SIGTERM; idempotent)
 hostile.lua -> the interpreter that runs it: $COMMSEASE_SPEC_LUA, else the one running
     the specs (arg[-1]: "lua5.4" even under valgrind), else lua5.4
 hostile.certificate() -> cert, key, remove: a self-signed certificate for 127.0.0.1
