@@ -19,15 +19,16 @@ SUDO          ?= $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the project needs (make deps installs the missing ones)
 DEB_PACKAGES = lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson \
                lua-busted lua-socket libmicrohttpd-dev libcjson-dev pkg-config luarocks lua-check \
-               lua5.1 liblua5.1-0-dev luajit libluajit-5.1-dev lua-compat53-dev
+               lua5.1 liblua5.1-0-dev luajit libluajit-5.1-dev lua-compat53-dev \
+               libhiredis-dev redis-server
 
 CORE_SRC = $(wildcard src/core/*.c)
 LUA_SRC  = $(wildcard src/lua/*.c)
 EMU_SRC  = $(wildcard src/emulator/*.c)
 
 ALL_CFLAGS = $(CFLAGS) $(WARN) -std=gnu11 -fPIC -fvisibility=hidden -Isrc/core $(SANITIZE)
-MOD_LIBS   = -lcurl -lcrypto
-EMU_LIBS   = -lmicrohttpd -lcjson -lcurl -lcrypto -lpthread
+MOD_LIBS   = -lcurl -lcrypto -lhiredis
+EMU_LIBS   = -lmicrohttpd -lcjson -lcurl -lcrypto -lhiredis -lpthread
 
 CORE_OBJ = $(CORE_SRC:%.c=$(BUILD)/%.o)
 LUA_OBJ  = $(LUA_SRC:%.c=$(BUILD)/%.o)
@@ -36,6 +37,7 @@ EMU_OBJ  = $(EMU_SRC:%.c=$(BUILD)/%.o)
 MODULE   = $(BUILD)/commsease.so
 EMULATOR = $(BUILD)/commsease-emulator
 CORETEST = $(BUILD)/core-test
+STORETEST = $(BUILD)/store-test
 
 .PHONY: all deps test test-plain test-asan test-compat demo bench fuzz lint install clean \
         rockspec-check
@@ -58,7 +60,12 @@ $(EMULATOR): $(CORE_OBJ) $(EMU_OBJ)
 
 # unit tests of src/core, no Lua involved
 $(CORETEST): spec/c/core_test.c $(CORE_OBJ)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcjson -lcurl -lcrypto
+	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcjson -lcurl -lcrypto -lhiredis
+
+# the shared rate stores (shm: across processes with kill -9, redis:// against
+# a redis-server it starts on a free port)
+$(STORETEST): spec/c/store_test.c $(CORE_OBJ)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcurl -lcrypto -lhiredis
 
 -include $(CORE_OBJ:.o=.d) $(LUA_OBJ:.o=.d) $(EMU_OBJ:.o=.d)
 
@@ -93,15 +100,17 @@ test-compat: $(EMULATOR)
 rockspec-check:
 	LUA=$(LUA) LUA_VERSION=$(LUA_VERSION) rockspec/check.sh
 
-test-plain: all $(CORETEST)
+test-plain: all $(CORETEST) $(STORETEST)
 	$(CORETEST)
+	$(STORETEST)
 	COMMSEASE_BUILD=$(BUILD) spec/run-busted.sh $(BUSTED)
 
 ASAN_LIB = $(shell $(CC) -print-file-name=libasan.so)
 test-asan:
-	$(MAKE) all build-asan/core-test BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer" \
+	$(MAKE) all build-asan/core-test build-asan/store-test BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer" \
 	  SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 	ASAN_OPTIONS=detect_leaks=1 build-asan/core-test
+	ASAN_OPTIONS=detect_leaks=1 build-asan/store-test
 	COMMSEASE_BUILD=build-asan LD_PRELOAD=$(ASAN_LIB) \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  spec/run-busted.sh $(BUSTED)

@@ -38,6 +38,10 @@ external_dependencies = {
       header = "openssl/evp.h",
       library = "crypto",
    },
+   HIREDIS = {  -- the redis:// rate store (Debian: libhiredis-dev)
+      header = "hiredis/hiredis.h",
+      library = "hiredis",
+   },
 }
 
 build = {
@@ -51,6 +55,9 @@ build = {
             "src/core/cms_http.c",
             "src/core/cms_pace.c",
             "src/core/cms_form.c",
+            "src/core/cms_store.c",
+            "src/core/cms_store_redis.c",
+            "src/core/cms_store_shm.c",
             "src/lua/lcms_chunk.c",
             "src/lua/lcms_client.c",
             "src/lua/lcms_compat.c",
@@ -61,9 +68,9 @@ build = {
             "src/lua/lcms_multi.c",
             "src/lua/lcms_parse.c",
          },
-         incdirs = { "src/core", "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)" },
-         libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
-         libraries = { "curl", "crypto" },
+         incdirs = { "src/core", "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)", "$(HIREDIS_INCDIR)" },
+         libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)", "$(HIREDIS_LIBDIR)" },
+         libraries = { "curl", "crypto", "hiredis" },
       },
    },
 }

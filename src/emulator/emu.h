@@ -158,6 +158,11 @@ typedef struct emu_state {
   double *rl_times;
   size_t rl_cap, rl_head, rl_len;
   double penalty_until;
+  /* every call that reached the rate check in the last second (monotonic s),
+   * for max_calls_per_second: the most seen in any one-second sliding window */
+  double *seen;
+  size_t seen_cap, seen_head, seen_len;
+  unsigned long max_cps;
   /* stats */
   unsigned long requests, closed;
   emu_count codes[EMU_MAX_COUNTS];

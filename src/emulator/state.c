@@ -226,7 +226,34 @@ int emu_rate_set(emu_state *st, long limit) {
   return 0;
 }
 
+/* counts the call in the sliding window of calls seen (whatever the answer) */
+static void seen_add(emu_state *st, double now) {
+  while (st->seen_len && now - st->seen[st->seen_head] >= 1.0) {
+    st->seen_head = (st->seen_head + 1) % st->seen_cap;
+    st->seen_len--;
+  }
+  if (st->seen_len == st->seen_cap) {
+    size_t cap = st->seen_cap ? st->seen_cap * 2 : 256, i;
+    double *t = malloc(cap * sizeof *t);
+    if (!t && !st->seen_cap) return;
+    if (!t) {  /* out of memory: the oldest goes, so the figure may read low */
+      st->seen_head = (st->seen_head + 1) % st->seen_cap;
+      st->seen_len--;
+    } else {
+      for (i = 0; i < st->seen_len; i++) t[i] = st->seen[(st->seen_head + i) % st->seen_cap];
+      free(st->seen);
+      st->seen = t;
+      st->seen_cap = cap;
+      st->seen_head = 0;
+    }
+  }
+  st->seen[(st->seen_head + st->seen_len) % st->seen_cap] = now;
+  st->seen_len++;
+  if (st->seen_len > st->max_cps) st->max_cps = st->seen_len;
+}
+
 int emu_rate_check(emu_state *st, double now) {
+  seen_add(st, now);
   if (st->rate_limit <= 0 || !st->rl_cap) return 0;
   if (now < st->penalty_until) return 2;
   if (st->penalty_until > 0) {  /* a penalty just ended: start afresh */
@@ -273,6 +300,8 @@ static void clear_all(emu_state *st) {
   st->ncodes = st->nhttp = 0;
   st->rl_head = st->rl_len = 0;
   st->penalty_until = 0;
+  st->seen_head = st->seen_len = 0;
+  st->max_cps = 0;
 }
 
 void emu_state_reset(emu_state *st, const emu_config *cfg) {
@@ -284,6 +313,9 @@ void emu_state_free(emu_state *st) {
   clear_all(st);
   free(st->rl_times);
   st->rl_times = NULL;
+  free(st->seen);
+  st->seen = NULL;
+  st->seen_cap = 0;
 }
 
 cJSON *emu_stats_json(emu_server *s) {
@@ -298,6 +330,7 @@ cJSON *emu_stats_json(emu_server *s) {
   cJSON_AddNumberToObject(o, "closed", (double)st->closed);
   cJSON_AddNumberToObject(o, "delivered_msgids", (double)st->delivered.count);
   cJSON_AddNumberToObject(o, "inboxes", (double)st->inboxes.count);
+  cJSON_AddNumberToObject(o, "max_calls_per_second", (double)st->max_cps);
   pthread_mutex_unlock(&s->mu);
   wh = emu_webhook_stats(&s->wh);
   if (wh) cJSON_AddItemToObject(o, "webhook", wh);
