@@ -252,8 +252,54 @@ static void seen_add(emu_state *st, double now) {
   if (st->seen_len > st->max_cps) st->max_cps = st->seen_len;
 }
 
-int emu_rate_check(emu_state *st, double now) {
+static void ratelog_add(emu_state *st, double now, const char *from, size_t from_len, int rl) {
+  emu_ratelog_entry *e;
+  if (!st->ratelog && !(st->ratelog = calloc(EMU_RATELOG_MAX, sizeof *st->ratelog))) return;
+  if (st->rlog_len == EMU_RATELOG_MAX) {
+    e = &st->ratelog[st->rlog_head];
+    st->rlog_head = (st->rlog_head + 1) % EMU_RATELOG_MAX;
+  } else {
+    e = &st->ratelog[(st->rlog_head + st->rlog_len++) % EMU_RATELOG_MAX];
+  }
+  e->t = now;
+  e->code = rl ? 416 : 200;
+  if (from_len > sizeof e->from - 1) from_len = sizeof e->from - 1;
+  if (from) memcpy(e->from, from, from_len);
+  e->from[from ? from_len : 0] = 0;
+}
+
+static int rate_decide(emu_state *st, double now);
+
+int emu_rate_check(emu_state *st, double now, const char *from, size_t from_len) {
+  int rl;
   seen_add(st, now);
+  rl = rate_decide(st, now);
+  ratelog_add(st, now, from, from_len, rl);
+  return rl;
+}
+
+cJSON *emu_ratelog_json(emu_server *s) {
+  cJSON *o = cJSON_CreateObject(), *a = cJSON_AddArrayToObject(o, "calls");
+  size_t i;
+  if (!o || !a) {
+    cJSON_Delete(o);
+    return NULL;
+  }
+  pthread_mutex_lock(&s->mu);
+  for (i = 0; i < s->st.rlog_len; i++) {
+    const emu_ratelog_entry *e = &s->st.ratelog[(s->st.rlog_head + i) % EMU_RATELOG_MAX];
+    cJSON *c = cJSON_CreateObject();
+    if (!c) break;
+    cJSON_AddNumberToObject(c, "t", e->t);
+    cJSON_AddNumberToObject(c, "code", e->code);
+    emu_json_add_str(c, "from", e->from, strlen(e->from));
+    cJSON_AddItemToArray(a, c);
+  }
+  pthread_mutex_unlock(&s->mu);
+  return o;
+}
+
+static int rate_decide(emu_state *st, double now) {
   if (st->rate_limit <= 0 || !st->rl_cap) return 0;
   if (now < st->penalty_until) return 2;
   if (st->penalty_until > 0) {  /* a penalty just ended: start afresh */
@@ -302,6 +348,7 @@ static void clear_all(emu_state *st) {
   st->penalty_until = 0;
   st->seen_head = st->seen_len = 0;
   st->max_cps = 0;
+  st->rlog_head = st->rlog_len = 0;
 }
 
 void emu_state_reset(emu_state *st, const emu_config *cfg) {
@@ -315,6 +362,8 @@ void emu_state_free(emu_state *st) {
   st->rl_times = NULL;
   free(st->seen);
   st->seen = NULL;
+  free(st->ratelog);
+  st->ratelog = NULL;
   st->seen_cap = 0;
 }
 
