@@ -71,7 +71,7 @@ $(STORETEST): spec/c/store_test.c $(CORE_OBJ)
 
 # the fan-out scheduler on a fake clock, no Lua, no server
 $(SCHEDTEST): spec/c/sched_test.c $(CORE_OBJ)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcurl -lcrypto
+	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcurl -lcrypto -lhiredis
 
 # fork() for spec/41-fork_spec.lua on Lua 5.4 (Debian's lua-posix stops at 5.3); test-only
 $(SPECFORK): spec/c/spec_fork.c

@@ -51,8 +51,7 @@ void cms_store_base_init(cms_store_base *b, const cms_rate_ops *ops, const cms_s
 void cms_store_lost(cms_store_base *b, long long now) {
   if (!b->unreachable || !b->local_ready) {
     unsigned n = b->peers ? b->peers : CMS_STORE_SHARE_N;
-    cms_pace_init(&b->local, b->limit / n, (double)b->penalty_ms / 1000);
-    b->local.last_ms = now;  /* the caller's clock, which may be a test's */
+    cms_pace_init_at(&b->local, b->limit / n, (double)b->penalty_ms / 1000, now);
     b->local_ready = 1;
   }
   b->unreachable = 1;

@@ -49,6 +49,7 @@ typedef struct redis_store {
   long db;
   long timeout_ms;
   int fd;
+  pid_t pid;              /* the process that connected: a forked child connects anew */
   redisReader *reader;
   char sha[41];
   char *keys[3];
@@ -160,6 +161,7 @@ static int try_connect(redis_store *s) {
   }
   freeaddrinfo(res);
   if (s->fd < 0) return -1;
+  s->pid = getpid();
   s->reader = redisReaderCreate();
   if (!s->reader) {
     disconnect(s);
@@ -223,7 +225,8 @@ static int script(redis_store *s, const char *op, long long *wait, long long *pe
 /* the store is usable now (connecting again once its retry time came) */
 static int reachable(redis_store *s, long long now) {
   if (s->closed) return 0;
-  if (!s->b.unreachable && s->fd >= 0) return 1;
+  if (s->fd >= 0 && s->pid != getpid()) disconnect(s);  /* the parent's socket, after fork */
+  if (s->fd >= 0 && !s->b.unreachable) return 1;
   if (s->b.unreachable && now < s->b.retry_at) return 0;
   if (try_connect(s) == 0) return 1;
   cms_store_lost(&s->b, now);

@@ -8,10 +8,12 @@
 #include <time.h>
 #include "lcms.h"
 #include "cms_sign.h"
+#include "cms_store.h"
 
 static const char *const option_names[] = {
   "appkey", "secret", "endpoint", "endpoints", "timeout", "connect_timeout", "retries",
-  "ca_file", "proxy", "rate_limit", "rate_limit_penalty", NULL};
+  "ca_file", "proxy", "rate_limit", "rate_limit_penalty", "rate_store", "rate_store_timeout",
+  NULL};
 
 #define DEFAULT_ENDPOINT "https://api.netease.im/nimserver"
 
@@ -95,12 +97,27 @@ static char *dup_trimmed(const char *s, size_t n, const char *suffix) {
 
 static void release(lcms_client *c);
 
+/* the URL's form; whether the store can be opened is new's nil, err */
+static void check_store(lua_State *L, const char *s, size_t n) {
+  if (strlen(s) != n || has_ctl(s, n))
+    luaL_error(L, "commsease.new: option 'rate_store' holds a NUL or a control character");
+  if (strncmp(s, "rediss://", 9) == 0)
+    luaL_error(L, "commsease.new: option 'rate_store': rediss:// (Redis over TLS) is not "
+               "supported, the libhiredis this module is built with (0.14) has no TLS; use "
+               "redis:// on a trusted network or through a TLS tunnel");
+  if (strncmp(s, "shm:/", 5) != 0 && strncmp(s, "redis://", 8) != 0)
+    luaL_error(L, "commsease.new: option 'rate_store' must be \"shm:/path/file\" or "
+               "\"redis://host:port[/db]\"");
+}
+
 int lcms_new(lua_State *L) {
   const char *appkey, *secret, *ca, *proxy, *eps[LCMS_MAX_ENDPOINTS];
   size_t appkey_len, secret_len, eps_len[LCMS_MAX_ENDPOINTS], ca_len, proxy_len;
   int n_eps = 0, i, failed = 0;
   long long retries = 1;
-  double timeout, connect_timeout, rate, penalty;
+  double timeout, connect_timeout, rate, penalty, store_timeout;
+  const char *store;
+  size_t store_len;
   lcms_client *c;
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
@@ -123,6 +140,9 @@ int lcms_new(lua_State *L) {
   connect_timeout = opt_number(L, "connect_timeout", 5, 0.001, 3600);
   rate = opt_number(L, "rate_limit", 100, 0, 1e6);
   penalty = opt_number(L, "rate_limit_penalty", 10, 0, 3600);
+  store = opt_string(L, "rate_store", 0, &store_len);
+  if (store) check_store(L, store, store_len);
+  store_timeout = opt_number(L, "rate_store_timeout", CMS_STORE_TIMEOUT_MS / 1000.0, 0.001, 10);
   opt_get(L, "retries");
   if (!lua_isnil(L, -1)) {
     int isnum = 0;
@@ -199,6 +219,29 @@ int lcms_new(lua_State *L) {
     return luaL_error(L, "commsease.new: could not set up libcurl (out of memory?)");
   }
   luaL_setmetatable(L, LCMS_CLIENT_MT);
+  if (store) {  /* the client exists (its __gc releases it): open the shared budget */
+    char err[512];
+    cms_store_opts so;
+    cms_rate *r;
+    so.url = store;
+    so.appkey = c->appkey;
+    so.rate = rate;
+    so.penalty_s = penalty;
+    so.timeout_ms = (long)(store_timeout * 1000);
+    if (so.timeout_ms < 1) so.timeout_ms = 1;
+    r = cms_store_open(&so, err, sizeof err);
+    if (!r) {
+      lcms_errinfo ei;
+      release(c);
+      memset(&ei, 0, sizeof ei);
+      ei.kind = "store";
+      ei.message = err;
+      ei.field = "rate_store";
+      ei.retryable = 1;
+      return lcms_push_error(L, &ei);
+    }
+    c->rate = r;
+  }
   return 1;
 }
 
@@ -269,7 +312,8 @@ static void release(lcms_client *c) {
   int i;
   lcms_pool_release(c->pool);
   c->pool = NULL;
-  if (c->rate) c->rate->ops->close(c->rate);
+  if (c->rate && c->rate != &c->local_rate.base) cms_store_free(c->rate); /* a shared store */
+  else if (c->rate) c->rate->ops->close(c->rate);
   c->rate = NULL;
   if (c->easy) curl_easy_cleanup(c->easy);
   c->easy = NULL;
