@@ -9,10 +9,12 @@ local p = procs.spawn(script, args, env)
                             background; p.pid is the interpreter's own PID
 p:kill(sig)              -> kill -SIG (default KILL) p.pid
 p:wait()                 -> out, how, code: everything it printed on stdout, and how it ended
-                            (io.popen close's "exit"/"signal" and the number)
+                            (io.popen close's "exit"/"signal" and the number; Lua 5.1 and
+                            LuaJIT without 5.2 compatibility give neither)
 procs.last_json(out)     -> the last line of out that decodes as a JSON object, or nil
 ]]
 local cjson = require("cjson.safe")
+local unpack = table.unpack or rawget(_G, "unpack")
 
 local M = {}
 
@@ -36,7 +38,7 @@ function M.spawn(script, args, env)
   parts[#parts + 1] = shq(script)
   for _, a in ipairs(args or {}) do parts[#parts + 1] = shq(a) end
   local p = assert(io.popen(table.concat(parts, " "), "r"))
-  local pid = tonumber(p:read("l"))
+  local pid = tonumber(p:read("*l"))
   assert(pid, "no PID from " .. script)
   return setmetatable({pid = pid, proc = p}, P)
 end
@@ -46,8 +48,8 @@ function P:kill(sig)
 end
 
 function P:wait()
-  if self.done then return table.unpack(self.done) end
-  local out = self.proc:read("a")
+  if self.done then return unpack(self.done) end
+  local out = self.proc:read("*a")
   local _, how, code = self.proc:close()
   self.done = {out, how, code}
   return out, how, code

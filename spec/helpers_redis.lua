@@ -15,7 +15,8 @@ local M = {}
 local function shq(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
 function M.available()
-  return os.execute("command -v redis-server >/dev/null 2>&1") == true
+  local ok = os.execute("command -v redis-server >/dev/null 2>&1")
+  return ok == true or ok == 0  -- 5.2+: true; 5.1: the status
 end
 
 function M.free_port()
@@ -28,7 +29,7 @@ end
 local function alive(pid)
   local f = io.open("/proc/" .. pid .. "/stat", "r")
   if not f then return false end
-  local st = f:read("a")
+  local st = f:read("*a")
   f:close()
   local state = st:match("^%d+ %b() (%a)")
   return state ~= nil and state ~= "Z" and state ~= "X"
@@ -44,7 +45,7 @@ function M.start(port)
   assert(os.execute("mkdir -p " .. shq(dir)))
   local p = assert(io.popen("exec sh -c 'echo $$; exec redis-server --port \"$0\" --bind 127.0.0.1"
     .. " --save \"\" --appendonly no --dir \"$1\" >/dev/null 2>&1' " .. port .. " " .. shq(dir), "r"))
-  local pid = tonumber(p:read("l"))
+  local pid = tonumber(p:read("*l"))
   local r = setmetatable({port = port, pid = pid, proc = p, dir = dir,
                           url = "redis://127.0.0.1:" .. port}, R)
   local deadline = socket.gettime() + 5
@@ -65,7 +66,7 @@ function R:cli(...)
   for i, a in ipairs({...}) do args[i] = shq(a) end
   local p = assert(io.popen("redis-cli -p " .. self.port .. " " .. table.concat(args, " ")
     .. " 2>/dev/null"))
-  local out = p:read("a")
+  local out = p:read("*a")
   p:close()
   return out
 end

@@ -9,8 +9,10 @@
  * T = (1000 + jitter) ms / (rate - burst + 1), tau = (burst - 1) T, with a
  * burst of 1 + rate/100 calls.  Calls are spread evenly, so calls arriving at
  * the service up to CMS_STORE_JITTER_MS closer together than they were drawn
- * still fit its one-second window.  For rate 100: one call every 10.6 ms
- * (94.3 calls/s), bursts of 2.  Each client spends its own T, so clients of
+ * still fit its one-second window.  For rate 100: one call every 10.86 ms
+ * (92.1 calls/s), bursts of 2; a one-second window of draws holds at most 94,
+ * so the service sees more than 100 only when calls drawn a second apart
+ * arrive more than 75 ms closer together.  Each client spends its own T, so clients of
  * one store that disagree on `rate` never exceed the largest of them.
  *
  * A 416 seen by any client sets a shared "penalty until" time; every client
@@ -30,7 +32,7 @@
 #include "cms_pace.h"
 #include "cms_rate.h"
 
-#define CMS_STORE_JITTER_MS 50        /* compression of calls in transit tolerated */
+#define CMS_STORE_JITTER_MS 75        /* compression of calls in transit tolerated */
 #define CMS_STORE_RETRY_MS 1000       /* an unreachable store is tried again after */
 #define CMS_STORE_MAX_WAIT_MS 1000    /* longest wait take answers: then ask again */
 #define CMS_STORE_SHARE_N 4           /* fallback share 1/n when n is unknown */
