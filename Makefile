@@ -16,11 +16,17 @@ BUILD         ?= build
 SANITIZE      ?=
 SUDO          ?= $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-# Debian packages the project needs (make deps installs the missing ones)
-DEB_PACKAGES = lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson \
-               lua-busted lua-socket libmicrohttpd-dev libcjson-dev pkg-config luarocks lua-check \
-               lua5.1 liblua5.1-0-dev luajit libluajit-5.1-dev lua-compat53-dev \
-               libhiredis-dev redis-server
+# Debian packages the project needs: make deps installs the missing ones and never
+# removes a package (.ci/deps).  LuaJIT is not listed: .ci/deps adds OpenResty's
+# luajit2 + libluajit2-5.1-dev (what libnginx-mod-http-lua links), or upstream's
+# luajit + libluajit-5.1-dev where that one is installed; the two pairs conflict.
+DEB_PACKAGES = gcc libc6-dev pkg-config \
+               lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
+               lua5.4 liblua5.4-dev lua-compat53-dev \
+               lua-cjson lua-busted lua-socket lua-posix lua-check luarocks \
+               libcurl4-openssl-dev libssl-dev libcjson-dev libmicrohttpd-dev libhiredis-dev \
+               nginx libnginx-mod-http-lua lua-resty-core redis-server \
+               clang libclang-rt-14-dev valgrind
 
 CORE_SRC = $(wildcard src/core/*.c)
 LUA_SRC  = $(wildcard src/lua/*.c)
@@ -41,7 +47,8 @@ STORETEST = $(BUILD)/store-test
 SCHEDTEST = $(BUILD)/sched-test
 SPECFORK = $(BUILD)/spec_fork.so
 
-.PHONY: all deps test test-plain test-asan test-compat demo bench fuzz lint install clean \
+.PHONY: all deps deps-check test test-plain test-asan test-compat demo bench fuzz lint install clean \
+        memcheck valgrind \
         rockspec-check
 
 all: $(MODULE) $(EMULATOR)
@@ -81,18 +88,16 @@ $(SPECFORK): spec/c/spec_fork.c
 -include $(CORE_OBJ:.o=.d) $(LUA_OBJ:.o=.d) $(EMU_OBJ:.o=.d)
 
 deps:
-	@missing=""; for p in $(DEB_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  echo "make deps: installing$$missing"; \
-	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
-	else echo "make deps: all Debian packages present"; fi
+	@SUDO="$(SUDO)" .ci/deps $(DEB_PACKAGES)
+
+# proof that make deps removes nothing here: apt-get install -s of the whole list
+deps-check:
+	@.ci/deps --check $(DEB_PACKAGES)
 
 # The specs run twice: a plain build, then the module and the emulator built with
 # AddressSanitizer and UndefinedBehaviorSanitizer.
 test: deps
+	$(MAKE) deps-check
 	$(MAKE) lint
 	$(MAKE) test-plain
 	$(MAKE) test-asan
@@ -128,6 +133,13 @@ test-asan:
 	COMMSEASE_BUILD=build-asan LD_PRELOAD=$(ASAN_LIB) \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  spec/run-busted.sh $(BUSTED)
+
+# the C unit tests and the whole busted suite under valgrind memcheck: a memory
+# error or a byte definitely or indirectly lost fails it (spec/memcheck.sh sums the
+# figures of every process; spec/valgrind.supp holds the only suppressions)
+memcheck: all $(CORETEST) $(SCHEDTEST) $(SPECFORK)
+	spec/memcheck.sh $(BUILD) $(BUSTED)
+valgrind: memcheck
 
 # client CPU per request and req/s against one loopback server, side by side
 # with plain C and pure Lua; see bench/README.md

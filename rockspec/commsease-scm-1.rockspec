@@ -58,6 +58,7 @@ build = {
             "src/core/cms_sched.c",
             "src/core/cms_json.c",
             "src/core/cms_webhook.c",
+            "src/core/cms_answer.c",
             "src/core/cms_store.c",
             "src/core/cms_store_redis.c",
             "src/core/cms_store_shm.c",
