@@ -26,7 +26,7 @@ DEB_PACKAGES = gcc libc6-dev pkg-config \
                lua-cjson lua-busted lua-socket lua-posix lua-check luarocks \
                libcurl4-openssl-dev libssl-dev libcjson-dev libmicrohttpd-dev libhiredis-dev \
                nginx libnginx-mod-http-lua lua-resty-core redis-server \
-               clang libclang-rt-14-dev valgrind
+               clang libclang-rt-14-dev valgrind openssl
 
 CORE_SRC = $(wildcard src/core/*.c)
 LUA_SRC  = $(wildcard src/lua/*.c)
@@ -49,7 +49,7 @@ SPECFORK = $(BUILD)/spec_fork.so
 
 .PHONY: all deps deps-check test test-plain test-asan test-compat demo bench fuzz lint install clean \
         memcheck valgrind \
-        rockspec-check
+        rockspec-check jit
 
 all: $(MODULE) $(EMULATOR)
 
@@ -113,24 +113,30 @@ test-compat: $(EMULATOR)
 	  LUA_CFLAGS="-I/usr/include/luajit-2.1 -I/usr/include/lua5.1"
 	luajit spec/compat/smoke.lua build-jit $(EMULATOR)
 
+# the module for LuaJIT, which the OpenResty specs load into nginx (spec/helpers_nginx.lua)
+JIT_BUILD ?= build-jit
+jit:
+	$(MAKE) $(JIT_BUILD)/commsease.so BUILD=$(JIT_BUILD) \
+	  LUA_CFLAGS="-I/usr/include/luajit-2.1 -I/usr/include/lua5.1"
+
 rockspec-check:
 	LUA=$(LUA) LUA_VERSION=$(LUA_VERSION) rockspec/check.sh
 
-test-plain: all $(CORETEST) $(SCHEDTEST) $(STORETEST) $(SPECFORK)
+test-plain: all $(CORETEST) $(SCHEDTEST) $(STORETEST) $(SPECFORK) jit
 	$(CORETEST)
 	$(SCHEDTEST)
 	$(STORETEST)
-	COMMSEASE_BUILD=$(BUILD) spec/run-busted.sh $(BUSTED)
+	COMMSEASE_BUILD=$(BUILD) COMMSEASE_JIT_BUILD=$(JIT_BUILD) spec/run-busted.sh $(BUSTED)
 
 ASAN_LIB = $(shell $(CC) -print-file-name=libasan.so)
-test-asan:
+test-asan: jit
 	$(MAKE) all build-asan/core-test build-asan/sched-test build-asan/store-test build-asan/spec_fork.so BUILD=build-asan \
 	  CFLAGS="-O1 -g -fno-omit-frame-pointer" \
 	  SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 	ASAN_OPTIONS=detect_leaks=1 build-asan/core-test
 	ASAN_OPTIONS=detect_leaks=1 build-asan/sched-test
 	ASAN_OPTIONS=detect_leaks=1 build-asan/store-test
-	COMMSEASE_BUILD=build-asan LD_PRELOAD=$(ASAN_LIB) \
+	COMMSEASE_BUILD=build-asan COMMSEASE_JIT_BUILD=$(JIT_BUILD) LD_PRELOAD=$(ASAN_LIB) \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  spec/run-busted.sh $(BUSTED)
 
@@ -156,7 +162,7 @@ install: $(MODULE) $(EMULATOR)
 
 # luacheck (Debian: lua-check) over the Lua of specs, examples and the bench
 lint:
-	luacheck spec examples bench rockspec
+	luacheck spec examples bench rockspec src/lua/commsease
 
 # libFuzzer targets (clang) for src/core and the emulator's request checks;
 # slow, so not part of `make test`

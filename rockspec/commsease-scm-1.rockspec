@@ -47,6 +47,9 @@ external_dependencies = {
 build = {
    type = "builtin",
    modules = {
+      -- the OpenResty client (Lua, over the C module): require "commsease.resty"
+      ["commsease.resty"] = "src/lua/commsease/resty.lua",
+      ["commsease.resty.http"] = "src/lua/commsease/resty/http.lua",
       commsease = {
          sources = {
             "src/core/cms_buf.c",

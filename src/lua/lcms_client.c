@@ -352,11 +352,30 @@ static int client_stats(lua_State *L) {
   return 1;
 }
 
+/* wait = client:pace_take(): the non-blocking half of send's pacing, for drivers that
+ * wait in their own event loop (commsease.resty): 0 when a call may start now (its
+ * share of the client's budget, shared store included, is taken), else the seconds to
+ * wait before asking again */
+static int client_pace_take(lua_State *L) {
+  lcms_client *c = lcms_check_client(L);
+  long wait = c->rate->ops->take(c->rate, cms_now_ms());
+  lua_pushnumber(L, wait > 0 ? (lua_Number)wait / 1000.0 : 0);
+  return 1;
+}
+
+/* client:pace_penalty(): a 416 answer arrived; every call of the budget pauses */
+static int client_pace_penalty(lua_State *L) {
+  lcms_client *c = lcms_check_client(L);
+  c->rate->ops->penalty(c->rate, cms_now_ms());
+  return 0;
+}
+
 void lcms_open_client(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"send", client_send}, {"prepare", client_prepare}, {"close", client_close},
     {"is_closed", client_closed}, {"send_all", lcms_send_all}, {"fanout", lcms_fanout},
-    {"plan", lcms_plan}, {"stats", client_stats}, {NULL, NULL}};
+    {"plan", lcms_plan}, {"stats", client_stats}, {"pace_take", client_pace_take},
+    {"pace_penalty", client_pace_penalty}, {NULL, NULL}};
   luaL_newmetatable(L, LCMS_CLIENT_MT);
   lua_pushcfunction(L, client_gc);
   lua_setfield(L, -2, "__gc");
