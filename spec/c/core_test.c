@@ -211,6 +211,10 @@ static void test_json_check(void) {
   CHECK(cms_json_check("{\"a\":1}\0junk", 12, &why, &at) == -1 && at == 7, "a NUL after the value, at %zu", at);
   CHECK(cms_json_check("[1]\0", 4, &why, &at) == -1, "a NUL at the end");
   CHECK(cms_json_check("\"a\0b\"", 5, &why, &at) == -1, "a NUL in a string");
+  CHECK(cms_json_nul_escape("[\"a\\u0000\"]", 11) == 3, "a \\u0000 escape");
+  CHECK(cms_json_nul_escape("[\"a\\\\u0000\"]", 12) == -1, "an escaped backslash, then u0000");
+  CHECK(cms_json_nul_escape("[\"\\u00001\"]", 11) == 2 && cms_json_nul_escape("[\"\\u0001\"]", 10) == -1,
+        "only U+0000");
   for (k = 0; k < CMS_JSON_MAX_DEPTH; k++) deep[k] = '[';
   for (k = 0; k < CMS_JSON_MAX_DEPTH; k++) deep[CMS_JSON_MAX_DEPTH + k] = ']';
   CHECK(cms_json_check(deep, 2 * CMS_JSON_MAX_DEPTH, &why, &at) == 0, "%d levels", CMS_JSON_MAX_DEPTH);

@@ -14,4 +14,9 @@
  * else -1 with *why (a static text) and *at (0-based byte offset) set. */
 int cms_json_check(const char *s, size_t n, const char **why, size_t *at);
 
+/* In JSON text that passed cms_json_check: the 0-based offset of the first
+ * \u0000 escape inside a string (a NUL character, which NUL-terminated
+ * decoders like cJSON silently cut the string at), or -1 if there is none. */
+long cms_json_nul_escape(const char *s, size_t n);
+
 #endif

@@ -194,6 +194,9 @@ static int check_text(const cms_rule *r, const char *path, const char *s, size_t
                       cms_verr *e) {
   long units = cms_utf16_len(s, n);
   if (units < 0) return cms_verr_set(e, path, "%s is not valid UTF-8", path);
+  if (memchr(s, '\0', n))
+    return cms_verr_set(e, path, "%s holds a NUL character, which no text of the API may hold",
+                        path);
   if (r->max_chars && (unsigned long)units > r->max_chars)
     return cms_verr_set(e, path, "%s is %ld characters long; at most %u allowed", path,
                         units, r->max_chars);
@@ -288,6 +291,8 @@ static int msg_fail(cms_verr *e, int index, const char *field, const char *fmt, 
 static int msg_text(const cms_rule *r, int index, const char *s, size_t n, cms_verr *e) {
   long units = cms_utf16_len(s, n);
   if (units < 0) return msg_fail(e, index, r->name, "is not valid UTF-8");
+  if (memchr(s, '\0', n))
+    return msg_fail(e, index, r->name, "holds a NUL character, which no text of the API may hold");
   if (r->max_chars && (unsigned long)units > r->max_chars)
     return msg_fail(e, index, r->name, "is %ld characters long; at most %u allowed", units,
                     r->max_chars);

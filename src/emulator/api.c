@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "cms_json.h"
 #include "cms_rules.h"
 #include "cms_sign.h"
 #include "emu.h"
@@ -301,6 +302,9 @@ static int check_msglist(call *k, const emu_kv *kv, const cms_rule *r, cms_verr 
     return cms_verr_set(e, "msgList", "msgList is not valid JSON; %s", r->doc);
   if (!cJSON_IsArray(k->msglist))
     return cms_verr_set(e, "msgList", "msgList must be a JSON array; %s", r->doc);
+  if (cms_json_nul_escape(kv->val, kv->vlen) >= 0) /* cJSON would cut the string there */
+    return cms_verr_set(e, "msgList", "msgList holds a NUL character (\\u0000), which no text "
+                        "of the API may hold");
   n = cJSON_GetArraySize(k->msglist);
   if (cms_check_count(r, (size_t)n, e)) return -1;
   views = calloc((size_t)n, sizeof *views);
@@ -350,6 +354,9 @@ static int check_accids(call *k, const emu_kv *kv, const cms_rule *r, cms_verr *
     return cms_verr_set(e, "toAccids", "toAccids is not valid UTF-8");
   if (!k->toaccids || !cJSON_IsArray(k->toaccids))
     return cms_verr_set(e, "toAccids", "toAccids must be a JSON array of strings; %s", r->doc);
+  if (cms_json_nul_escape(kv->val, kv->vlen) >= 0) /* "bob\u0000x" would read as "bob" */
+    return cms_verr_set(e, "toAccids", "toAccids holds a NUL character (\\u0000), which no "
+                        "accid may hold");
   n = cJSON_GetArraySize(k->toaccids);
   if (cms_check_count(r, (size_t)n, e)) return -1;
   k->to = calloc((size_t)n, sizeof *k->to);
