@@ -36,6 +36,7 @@ EMU_OBJ  = $(EMU_SRC:%.c=$(BUILD)/%.o)
 MODULE   = $(BUILD)/commsease.so
 EMULATOR = $(BUILD)/commsease-emulator
 CORETEST = $(BUILD)/core-test
+JSONTEST = $(BUILD)/json-test
 
 .PHONY: all deps test test-plain test-asan test-compat demo bench fuzz lint install clean \
         rockspec-check
@@ -58,6 +59,10 @@ $(EMULATOR): $(CORE_OBJ) $(EMU_OBJ)
 
 # unit tests of src/core, no Lua involved
 $(CORETEST): spec/c/core_test.c $(CORE_OBJ)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcjson -lcurl -lcrypto
+
+# the JSON scanner against known texts and cJSON
+$(JSONTEST): spec/c/json_test.c $(CORE_OBJ)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcjson -lcurl -lcrypto
 
 -include $(CORE_OBJ:.o=.d) $(LUA_OBJ:.o=.d) $(EMU_OBJ:.o=.d)
@@ -93,15 +98,17 @@ test-compat: $(EMULATOR)
 rockspec-check:
 	LUA=$(LUA) LUA_VERSION=$(LUA_VERSION) rockspec/check.sh
 
-test-plain: all $(CORETEST)
+test-plain: all $(CORETEST) $(JSONTEST)
 	$(CORETEST)
+	$(JSONTEST)
 	COMMSEASE_BUILD=$(BUILD) spec/run-busted.sh $(BUSTED)
 
 ASAN_LIB = $(shell $(CC) -print-file-name=libasan.so)
 test-asan:
-	$(MAKE) all build-asan/core-test BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer" \
+	$(MAKE) all build-asan/core-test build-asan/json-test BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer" \
 	  SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 	ASAN_OPTIONS=detect_leaks=1 build-asan/core-test
+	ASAN_OPTIONS=detect_leaks=1 build-asan/json-test
 	COMMSEASE_BUILD=build-asan LD_PRELOAD=$(ASAN_LIB) \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  spec/run-busted.sh $(BUSTED)
