@@ -1,6 +1,7 @@
 -- module_client.lua -- the commsease module under load, one case per process.
 --   lua5.4 bench/module_client.lua --url BASE --mode send|send_all|prepare|rss
 --          [--n N] [--concurrency C] [--batch B] [--appkey K] [--secret S] [--n1 N] [--n2 N]
+--          [--params light|realistic]
 -- Prints RESULT lines (see common.lua); send_all without c.send_all prints a
 -- SKIP line.  rss: N1 sends, VmHWM; on to N2 sends in all, VmHWM again.
 package.path = "bench/?.lua;" .. package.path
@@ -9,7 +10,7 @@ local common = require "common"
 local commsease = require "commsease"
 
 local o = common.args(arg, {mode = "send", n = 1000, concurrency = 8, appkey = "benchkey",
-  secret = "benchsecret", n1 = 10000, n2 = 100000})
+  secret = "benchsecret", n1 = 10000, n2 = 100000, params = "light"})
 assert(o.url, "--url is required")
 
 local function new_client()
@@ -26,7 +27,7 @@ local function new_client()
 end
 
 local c = new_client()
-local p = common.params()
+local p = common.params(o.params)
 local N = common.N_MESSAGES
 
 local function full_success(res)
@@ -34,6 +35,12 @@ local function full_success(res)
   local k = 0
   for _ in pairs(res.success) do k = k + 1 end
   return k == N
+end
+
+if o.mode == "body" then -- the form body once (run.lua compares it with the C client's)
+  io.write(assert(c:prepare(p)).body)
+  c:close()
+  os.exit(0)
 end
 
 -- one warm-up call outside the clock: the connection, the first allocations

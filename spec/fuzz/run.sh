@@ -7,6 +7,8 @@
 #   spec/fuzz/run.sh fuzz_core                     # one target
 #   FUZZ_JOBS=4 spec/fuzz/run.sh                   # parallel workers per target
 #
+#   FUZZ_RUNS=10000000 spec/fuzz/run.sh fuzz_json_diff  # a number of executions instead
+#
 # The corpus of each target grows in build-fuzz/corpus/<target>/ (seeded from
 # spec/fuzz/seeds/<target without fuzz_>/); a crash leaves its input in
 # build-fuzz/artifacts/<target>/ and makes the script exit non-zero.
@@ -45,7 +47,18 @@ build() { # target objects...
 build fuzz_core $CORE_OBJS
 build fuzz_emulator_form $OBJS
 
-TARGETS=${*:-fuzz_core fuzz_emulator_form}
+# the JSON differential target links the whole module (src/core + src/lua) and Lua 5.4
+LUA_INC=${LUA_INC:--I/usr/include/lua5.4}
+MOD_OBJS=""
+for src in src/core/*.c src/lua/*.c; do
+  obj="$OUT/obj/mod_$(echo "$src" | tr / _ | sed 's/\.c$/.o/')"
+  $CLANG $CFLAGS $LUA_INC -fsanitize=fuzzer-no-link $SAN -c "$src" -o "$obj"
+  MOD_OBJS="$MOD_OBJS $obj"
+done
+$CLANG $CFLAGS $LUA_INC -fsanitize=fuzzer $SAN spec/fuzz/fuzz_json_diff.c $MOD_OBJS \
+  -llua5.4 -lcjson -lcurl -lcrypto -lm -o "$OUT/fuzz_json_diff"
+
+TARGETS=${*:-fuzz_core fuzz_emulator_form fuzz_json_diff}
 status=0
 for t in $TARGETS; do
   seeds="spec/fuzz/seeds/${t#fuzz_}"
@@ -59,7 +72,7 @@ for t in $TARGETS; do
   [ "$JOBS" -gt 1 ] && par="-jobs=$JOBS -workers=$JOBS"
   # shellcheck disable=SC2086
   if ! ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-      "$OUT/$t" -max_len=8192 -max_total_time="$SECONDS_EACH" -print_final_stats=1 \
+      "$OUT/$t" -max_len=8192 -max_total_time="$SECONDS_EACH" ${FUZZ_RUNS:+-runs=$FUZZ_RUNS} -print_final_stats=1 \
       -artifact_prefix="$art/" $dict $par "$corpus" "$seeds"; then
     echo "== $t: FAILED; inputs in $art/" >&2
     status=1

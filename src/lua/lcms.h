@@ -77,6 +77,14 @@ int lcms_json_decode(lua_State *L, const char *s, size_t n);
  * stack is as on entry and -1 returned. */
 int lcms_encode_params(lua_State *L, int params, cms_buf *form, cms_verr *e);
 
+/* JSON text -> the Lua values lua-cjson would give (lcms_answer.c): pushes
+ * one value and returns 0, or pushes nothing and returns -1 (*why: reason) */
+int lcms_json_push(lua_State *L, const char *s, size_t n, const char **why);
+/* a status-200 answer body -> res (pushed, returns 1) or nil, err (returns 2):
+ * one pass to check, one to build the result tables (lcms_answer.c) */
+int lcms_answer_read(lua_State *L, const char *body, size_t len, int msgids,
+                     const char *request_id, const char *endpoint, long long *api_code);
+
 /* parse an answer; pushes res or nil, err; returns the number of values */
 int lcms_parse_answer(lua_State *L, long status, const char *body, size_t len,
                       int msgids, const char *request_id, const char *endpoint,
