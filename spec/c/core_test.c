@@ -11,6 +11,7 @@
 #include "cms_pace.h"
 #include "cms_rules.h"
 #include "cms_sign.h"
+#include "cms_webhook.h"
 
 static int passed, failed;
 #define CHECK(cond, ...)                                  \
@@ -187,6 +188,52 @@ static void test_signing(void) {
         "nonces are 32 hex characters and differ");
 }
 
+/* a webhook request: md5sum and sha1sum of the body and headers, by hand */
+static void test_webhook(void) {
+  static const char body[] = "{\"eventType\":\"4\"}";
+  cms_wh_header md5 = {"ddc708fb57472fc7aa885424ff6305f3", 32};
+  cms_wh_header md5_upper = {"DDC708FB57472FC7AA885424FF6305F3", 32};
+  cms_wh_header ct = {"1700000000000", 13};
+  cms_wh_header sum = {"6aa2f4197c4aa01285b00c341477facb5844fcee", 40};
+  cms_wh_header bad = {"6aa2f4197c4aa01285b00c341477facb5844fced", 40};
+  cms_wh_header none = {NULL, 0};
+  long long now = 1700000000000LL, age = 300000;
+  size_t n = sizeof body - 1;
+  cms_verr e;
+  CHECK(cms_webhook_verify("secret", 6, md5, ct, sum, body, n, now, age, &e) == 0,
+        "a good request: %s", e.message);
+  CHECK(cms_webhook_verify("secret", 6, md5, ct, sum, body, n, now + age, age, &e) == 0,
+        "max_age old is still fresh");
+  CHECK(cms_webhook_verify("secret", 6, md5, ct, sum, body, n, now + age + 1, age, &e) == -1 &&
+            strcmp(e.field, "CurTime") == 0 && strstr(e.message, "old"),
+        "1 ms too old: %s", e.message);
+  CHECK(cms_webhook_verify("secret", 6, md5, ct, sum, body, n, now - age - 1, age, &e) == -1 &&
+            strstr(e.message, "in the future"),
+        "1 ms too early: %s", e.message);
+  CHECK(cms_webhook_verify("secret", 6, md5, ct, bad, body, n, now, age, &e) == -1 &&
+            strcmp(e.field, "CheckSum") == 0,
+        "a changed CheckSum: %s", e.message);
+  CHECK(cms_webhook_verify("secreT", 6, md5, ct, sum, body, n, now, age, &e) == -1 &&
+            strcmp(e.field, "CheckSum") == 0 && !strstr(e.message, "secreT"),
+        "another secret: %s", e.message);
+  CHECK(cms_webhook_verify("secret", 6, md5, ct, sum, body, n - 1, now, age, &e) == -1 &&
+            strcmp(e.field, "MD5") == 0,
+        "a changed body: %s", e.message);
+  /* an MD5 in upper case is checked against the body in any case, and signed as sent */
+  CHECK(cms_webhook_verify("secret", 6, md5_upper, ct, sum, body, n, now, age, &e) == -1 &&
+            strcmp(e.field, "CheckSum") == 0,
+        "upper-case MD5 under a lower-case signature: %s", e.message);
+  CHECK(cms_webhook_verify("secret", 6, none, ct, sum, body, n, now, age, &e) == -1 &&
+            strcmp(e.field, "MD5") == 0 && strstr(e.message, "missing"),
+        "no MD5");
+  CHECK(cms_webhook_verify("secret", 6, md5, none, sum, body, n, now, age, &e) == -1 &&
+            strcmp(e.field, "CurTime") == 0,
+        "no CurTime");
+  CHECK(cms_webhook_verify("secret", 6, md5, ct, none, body, n, now, age, &e) == -1 &&
+            strcmp(e.field, "CheckSum") == 0,
+        "no CheckSum");
+}
+
 int main(void) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
   test_escape_matches_libcurl();
@@ -198,6 +245,7 @@ int main(void) {
   test_utf16();
   test_accids();
   test_signing();
+  test_webhook();
   curl_global_cleanup();
   printf("core: %d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;

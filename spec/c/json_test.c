@@ -141,10 +141,10 @@ static void test_cases(void) {
   size_t k;
   for (k = 0; k < sizeof cases / sizeof cases[0]; k++) {
     const jcase *c = &cases[k];
-    cms_json_scan sc;
+    cms_json_info sc;
     int r;
     memset(&sc, 0, sizeof sc);
-    r = cms_json_check(c->text, c->len, &sc);
+    r = cms_json_scan(c->text, c->len, 0, &sc);
     CHECK((r == 0) == (c->want == CMS_JSON_OK) && sc.status == c->want && sc.top == c->top,
           "case %zu \"%.*s\": status %d (%s) top %d, want %d top %d", k, (int)c->len, c->text,
           (int)sc.status, cms_json_strerror(sc.status), (int)sc.top, (int)c->want, (int)c->top);
@@ -154,25 +154,63 @@ static void test_cases(void) {
 }
 
 static void test_offsets(void) {
-  cms_json_scan sc;
+  cms_json_info sc;
   memset(&sc, 0, sizeof sc);
-  cms_json_check("{\"a\":1}\0junk", 12, &sc);
+  cms_json_scan("{\"a\":1}\0junk", 12, 0, &sc);
   CHECK(sc.offset == 7, "NUL at 7, got %zu", sc.offset);
-  cms_json_check("[1, 2.]", 7, &sc);
+  cms_json_scan("[1, 2.]", 7, 0, &sc);
   CHECK(sc.status == CMS_JSON_E_NUMBER && sc.offset == 4, "number at 4, got %zu", sc.offset);
-  cms_json_check("[1,]", 4, &sc);
+  cms_json_scan("[1,]", 4, 0, &sc);
   CHECK(sc.offset == 3, "] at 3, got %zu", sc.offset);
+}
+
+/* the strict level every JSON-valued request field gets (cms_json_check) */
+static void test_strict(void) {
+  static const struct {
+    const char *text;
+    size_t len;
+    cms_json_status want;
+    size_t at;
+  } st[] = {
+    {L("{\"a\":\"\xe4\xbd\xa0\xf0\x9f\x98\x80\"}"), CMS_JSON_OK, 0},
+    {L("\"tab\there\""), CMS_JSON_E_CONTROL, 4},
+    {L("\"\x01\""), CMS_JSON_E_CONTROL, 1},
+    {L("\"\xff\""), CMS_JSON_E_UTF8, 1},
+    {L("\"\xc0\xaf\""), CMS_JSON_E_UTF8, 1},          /* an overlong "/" */
+    {L("\"\xed\xa0\x80\""), CMS_JSON_E_UTF8, 1},      /* a surrogate in UTF-8 */
+    {L("\"\xf4\x90\x80\x80\""), CMS_JSON_E_UTF8, 1}, /* beyond U+10FFFF */
+    {L("\"\xe4\xbd\""), CMS_JSON_E_UTF8, 1},          /* cut short before the quote */
+    {L("[\"ok\",\"x\x7f\"]"), CMS_JSON_OK, 0},      /* DEL is not a control byte in JSON */
+    {"{\"a\":1}\0", 8, CMS_JSON_E_NUL, 7},
+  };
+  size_t k;
+  for (k = 0; k < sizeof st / sizeof st[0]; k++) {
+    const char *why = NULL;
+    size_t at = 0;
+    cms_json_info info;
+    int r = cms_json_check(st[k].text, st[k].len, &why, &at);
+    memset(&info, 0, sizeof info);
+    cms_json_scan(st[k].text, st[k].len, CMS_JSON_STRICT, &info);
+    CHECK((r == 0) == (st[k].want == CMS_JSON_OK) && info.status == st[k].want &&
+              (r == 0 || (at == st[k].at && why && strcmp(why, cms_json_strerror(st[k].want)) == 0)),
+          "strict case %zu: status %d at %zu (%s)", k, (int)info.status, at, why ? why : "-");
+    /* the lax level (answers) takes raw bytes in strings as both libraries do */
+    if (st[k].want == CMS_JSON_E_CONTROL || st[k].want == CMS_JSON_E_UTF8) {
+      memset(&info, 0, sizeof info);
+      CHECK(cms_json_scan(st[k].text, st[k].len, 0, &info) == 0, "lax case %zu refused", k);
+    }
+  }
 }
 
 static void test_depth(void) {
   static char deep[2 * CMS_JSON_MAX_DEPTH + 4];
-  cms_json_scan sc;
+  cms_json_info sc;
   int d;
   memset(&sc, 0, sizeof sc);
   for (d = CMS_JSON_MAX_DEPTH; d <= CMS_JSON_MAX_DEPTH + 1; d++) {
     memset(deep, '[', (size_t)d);
     memset(deep + d, ']', (size_t)d);
-    cms_json_check(deep, 2 * (size_t)d, &sc);
+    cms_json_scan(deep, 2 * (size_t)d, 0, &sc);
     CHECK(d == CMS_JSON_MAX_DEPTH ? sc.status == CMS_JSON_OK : sc.status == CMS_JSON_E_DEPTH,
           "depth %d: status %d", d, (int)sc.status);
     CHECK((cjson_accepts(deep, 2 * (size_t)d) != 0) == (sc.status == CMS_JSON_OK),
@@ -186,19 +224,19 @@ static void test_counts(void) {
   /* containers in opening order: top{4} success[2] {1} {2} b[0] {1} {0} fail[0] x[2] [3] {1} */
   static const uint32_t want[] = {4, 2, 1, 2, 0, 1, 0, 0, 2, 3, 1};
   uint32_t counts[16], few[3];
-  cms_json_scan sc;
+  cms_json_info sc;
   size_t k;
   memset(&sc, 0, sizeof sc);
   sc.counts = counts;
   sc.counts_cap = 16;
-  CHECK(cms_json_check(t, strlen(t), &sc) == 0, "counts text refused");
+  CHECK(cms_json_scan(t, strlen(t), 0, &sc) == 0, "counts text refused");
   CHECK(sc.n_containers == 11, "11 containers, got %zu", sc.n_containers);
   for (k = 0; k < 11; k++)
     CHECK(counts[k] == want[k], "container %zu: %u members, want %u", k, counts[k], want[k]);
   /* a smaller array: the first ones are counted, the rest only numbered */
   sc.counts = few;
   sc.counts_cap = 3;
-  CHECK(cms_json_check(t, strlen(t), &sc) == 0 && sc.n_containers == 11 && few[0] == 4 &&
+  CHECK(cms_json_scan(t, strlen(t), 0, &sc) == 0 && sc.n_containers == 11 && few[0] == 4 &&
             few[1] == 2 && few[2] == 1,
         "capped counts");
 }
@@ -206,7 +244,7 @@ static void test_counts(void) {
 static void test_no_allocation(void) {
 #if COUNT_ALLOCS
   const char *t = "{\"a\":[1,2,{\"b\":\"\\u00e9\\ud83d\\ude00 text\"}],\"c\":-1.5e3}";
-  cms_json_scan sc;
+  cms_json_info sc;
   long before;
   memset(&sc, 0, sizeof sc);
   before = allocs;
@@ -216,8 +254,8 @@ static void test_no_allocation(void) {
     free(p);
   }
   before = allocs;
-  cms_json_check(t, strlen(t), &sc);
-  cms_json_check("[1,", 3, &sc);
+  cms_json_scan(t, strlen(t), 0, &sc);
+  cms_json_scan("[1,", 3, 0, &sc);
   CHECK(allocs == before, "a scan allocated %ld times", allocs - before);
 #endif
 }
@@ -225,6 +263,7 @@ static void test_no_allocation(void) {
 int main(void) {
   test_cases();
   test_offsets();
+  test_strict();
   test_depth();
   test_counts();
   test_no_allocation();

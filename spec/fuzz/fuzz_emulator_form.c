@@ -131,7 +131,7 @@ static void check_answer(const call *k, const char *text, int second) {
 static void run_call(const uint8_t *d, size_t n) {
   call k;
   cms_verr ve;
-  int rc;
+  int rc, repeated = 0; /* no RequestId here: never set */
   memset(&k, 0, sizeof k);
   k.form_rc = emu_form_parse((const char *)d, n, &k.form, k.form_err, sizeof k.form_err);
   if (k.form_rc != 0 && k.form_rc != -1) FAIL("emu_form_parse returned %d", k.form_rc);
@@ -166,7 +166,7 @@ static void run_call(const uint8_t *d, size_t n) {
         FAIL("validate: message %d incomplete", i + 1);
       if (!cms_msgtype_by_code(m->type)) FAIL("validate: msgType %lld", m->type);
     }
-    text = process(&srv, &k, NULL);
+    text = process(&srv, &k, NULL, &repeated);
     if (!text) FAIL("process returned NULL");
     check_answer(&k, text, 0);
     cJSON_free(text);
@@ -176,7 +176,7 @@ static void run_call(const uint8_t *d, size_t n) {
         FAIL("process: inbox of %s holds %zu of %d messages", k.to[j], ib ? ib->len : 0,
              k.nmsgs);
     }
-    text = process(&srv, &k, NULL);      /* the same call again: resend semantics */
+    text = process(&srv, &k, NULL, &repeated); /* the same call again: resend semantics */
     if (!text) FAIL("process returned NULL");
     check_answer(&k, text, 1);
     cJSON_free(text);

@@ -244,11 +244,11 @@ static int number_outside_rfc(const uint8_t *s, size_t n, size_t at) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const char *s = (const char *)data;
-  cms_json_scan sc;
+  cms_json_info sc;
   cJSON *tree = NULL;
   int mine, lua_ok, c_ok, top = lua_gettop(L);
   memset(&sc, 0, sizeof sc);
-  mine = cms_json_check(s, size, &sc) == 0;
+  mine = cms_json_scan(s, size, 0, &sc) == 0;
   lua_pushvalue(L, R_DECODE);
   lua_pushlstring(L, s, size);
   lua_ok = lua_pcall(L, 1, 1, 0) == LUA_OK; /* top+1: the decoded value or the message */

@@ -1,5 +1,6 @@
 #include "cms_http.h"
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -47,6 +48,7 @@ CURLcode cms_http_prepare(CURL *h, cms_http_xfer *x, const char *url,
                           struct curl_slist *headers, const char *body, size_t len) {
   CURLcode rc = CURLE_OK;
   x->requests = 0;
+  x->sent = 0;
   x->status = 0;
   x->rc = CURLE_OK;
   x->errbuf[0] = '\0';
@@ -65,28 +67,77 @@ CURLcode cms_http_prepare(CURL *h, cms_http_xfer *x, const char *url,
   return rc;
 }
 
+/* Did any byte of the request leave?  libcurl calls the pre-request callback
+ * once the connection is ready (TCP, TLS, proxy tunnel) and before it writes
+ * the request, so a transfer whose callback never ran sent nothing of it; the
+ * upload counter is asked too, in case a libcurl ever writes without asking.
+ * (CURLINFO_REQUEST_SIZE is no use: it counts a proxy's CONNECT too.)  The
+ * CURLcode says nothing about it: "out of memory" (a 100 KB header line),
+ * "couldn't connect" (the reconnect after a kept-alive connection died under
+ * the request) and timeouts all come after the request went out, and a
+ * proxy's refusal of the tunnel ("recv failure") before. */
+static int request_left(CURL *h, const cms_http_xfer *x) {
+  curl_off_t up = 0;
+  if (x->requests > 0) return 1;
+  if (curl_easy_getinfo(h, CURLINFO_SIZE_UPLOAD_T, &up) != CURLE_OK || up > 0) return 1;
+  return 0;
+}
+
+/* a code of the connect phase (for the message only: the flags never depend on it) */
+static int connect_code(CURLcode rc, const char *errbuf) {
+  return rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_COULDNT_RESOLVE_PROXY ||
+         rc == CURLE_COULDNT_CONNECT || rc == CURLE_SSL_CONNECT_ERROR ||
+         rc == CURLE_PEER_FAILED_VERIFICATION ||
+         (rc == CURLE_OPERATION_TIMEDOUT && strncmp(errbuf, "Failed to connect", 17) == 0);
+}
+
 cms_http_outcome cms_http_finish(CURL *h, cms_http_xfer *x, CURLcode rc) {
-  curl_off_t pre = 0;
   x->rc = rc;
+  x->status = 0;
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &x->status);
+  x->sent = request_left(h, x);
   if (rc == CURLE_OK) return CMS_HTTP_OK;
   if (rc == CURLE_WRITE_ERROR && x->answer.overflow) return CMS_HTTP_TOO_BIG;
+  /* whatever the code says, a request that left may have been delivered */
+  if (x->sent) {
+    if (x->requests == 1 && connect_code(rc, x->errbuf)) {
+      /* the only way: the request went out on a kept-alive connection that
+       * died unanswered, and libcurl's reconnect (to send it again, which
+       * the pre-request callback would refuse) failed */
+      static const char pre[] = "the kept-alive connection closed after the request was sent, "
+                                "and reconnecting failed (";
+      char why[CURL_ERROR_SIZE];
+      size_t k, room = sizeof x->errbuf - (sizeof pre - 1) - 2;
+      snprintf(why, sizeof why, "%s", x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
+      k = strlen(why);
+      if (k > room) k = room;
+      memcpy(x->errbuf, pre, sizeof pre - 1);
+      memcpy(x->errbuf + sizeof pre - 1, why, k);
+      memcpy(x->errbuf + sizeof pre - 1 + k, ")", 2);
+    }
+    return CMS_HTTP_AMBIGUOUS;
+  }
   if (rc == CURLE_OUT_OF_MEMORY || x->answer.oom) return CMS_HTTP_LOCAL;
   switch (rc) {
-    case CURLE_COULDNT_RESOLVE_PROXY:
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_FAILED_INIT:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_NOT_BUILT_IN:
+    case CURLE_BAD_FUNCTION_ARGUMENT:
+    case CURLE_UNKNOWN_OPTION:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
     case CURLE_SSL_CACERT_BADFILE:
-      return CMS_HTTP_CONNECT;
-    case CURLE_OPERATION_TIMEDOUT:
-      /* timed out before the connection was ready: nothing was sent */
-      if (curl_easy_getinfo(h, CURLINFO_PRETRANSFER_TIME_T, &pre) == CURLE_OK && pre == 0)
-        return CMS_HTTP_CONNECT;
-      return CMS_HTTP_AMBIGUOUS;
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+      return CMS_HTTP_LOCAL; /* this machine's setup: another endpoint will not help */
     default:
-      return CMS_HTTP_AMBIGUOUS;
+      /* DNS, refused, connect timeout, TLS handshake, a proxy that said no:
+       * nothing of the request left, so it is safe to send it elsewhere */
+      return CMS_HTTP_CONNECT;
   }
 }
 

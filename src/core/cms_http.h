@@ -24,18 +24,22 @@ typedef struct cms_http_opts {
   const char *user_agent;
 } cms_http_opts;
 
-/* What happened to one attempt. */
+/* What happened to one attempt.  Whether the request left decides between
+ * AMBIGUOUS and CONNECT/LOCAL, never the CURLcode: CONNECT and LOCAL always
+ * mean that no byte of the request was written (x->sent == 0), AMBIGUOUS,
+ * TOO_BIG and OK that it was (x->sent == 1). */
 typedef enum cms_http_outcome {
   CMS_HTTP_OK,          /* an answer arrived (any status) */
-  CMS_HTTP_CONNECT,     /* never reached the server: safe to send elsewhere */
-  CMS_HTTP_AMBIGUOUS,   /* failed after the request may have gone out */
+  CMS_HTTP_CONNECT,     /* nothing was sent (DNS, connect, TLS, proxy): safe to send elsewhere */
+  CMS_HTTP_AMBIGUOUS,   /* failed after the request went out: it may have been delivered */
   CMS_HTTP_TOO_BIG,     /* the answer was over CMS_MAX_ANSWER */
-  CMS_HTTP_LOCAL        /* a local failure (out of memory, bad option) */
+  CMS_HTTP_LOCAL        /* nothing was sent: a local failure (out of memory, bad option, CA file) */
 } cms_http_outcome;
 
 typedef struct cms_http_xfer {
   /* the body is owned by the caller for the whole transfer (POSTFIELDS) */
   int requests;          /* requests libcurl began for this transfer */
+  int sent;              /* set by cms_http_finish: 1 if any of the request may have left */
   /* answer */
   cms_buf answer;
   long status;

@@ -3,8 +3,11 @@
  * stack (CMS_JSON_MAX_DEPTH entries). */
 #include "cms_json.h"
 
-/* string bytes: 0 plain, 1 the closing quote, 2 a backslash, 3 NUL */
-static const unsigned char str_class[256] = {[0] = 3, ['"'] = 1, ['\\'] = 2};
+/* string bytes: 0 plain, 1 the closing quote, 2 a backslash, 3 NUL, and in
+ * strict mode 4 a raw control character, 5 the first byte of a UTF-8 sequence */
+static const unsigned char lax_class[256] = {[0] = 3, ['"'] = 1, ['\\'] = 2};
+static const unsigned char strict_class[256] = {[0] = 3, [0x01 ... 0x1f] = 4, ['"'] = 1,
+                                                ['\\'] = 2, [0x80 ... 0xff] = 5};
 /* bytes a strtod-style number reader would go on with */
 static const unsigned char num_byte[256] = {['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1,
                                             ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
@@ -40,24 +43,58 @@ static long hex4(const unsigned char *s, size_t n, size_t i, cms_json_status *st
   return v;
 }
 
+/* the length of the UTF-8 sequence at s[i] (a byte >= 0x80), 0 if invalid
+ * (overlongs, surrogates, beyond U+10FFFF, truncated) */
+static size_t utf8_len(const unsigned char *s, size_t n, size_t i) {
+  unsigned c = s[i], cp, need, k;
+  if (c >= 0xC2 && c <= 0xDF) need = 1, cp = c & 0x1F;
+  else if (c >= 0xE0 && c <= 0xEF) need = 2, cp = c & 0x0F;
+  else if (c >= 0xF0 && c <= 0xF4) need = 3, cp = c & 0x07;
+  else return 0;
+  if (n - i <= need) return 0;
+  for (k = 1; k <= need; k++) {
+    if ((s[i + k] & 0xC0) != 0x80) return 0;
+    cp = cp << 6 | (s[i + k] & 0x3F);
+  }
+  if ((need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) || cp > 0x10FFFF ||
+      (cp >= 0xD800 && cp <= 0xDFFF))
+    return 0;
+  return need + 1;
+}
+
 /* s[i] follows an opening quote: the index after the closing one, or
  * (size_t)-1 with *st and *at set */
-static size_t scan_string(const unsigned char *s, size_t n, size_t i, cms_json_status *st,
-                          size_t *at) {
+static size_t scan_string(const unsigned char *s, size_t n, size_t i, const unsigned char *cls,
+                          cms_json_status *st, size_t *at) {
   for (;;) {
     unsigned c;
-    while (i < n && !str_class[s[i]]) i++;
+    while (i < n && !cls[s[i]]) i++;
     if (i >= n) {
       *st = CMS_JSON_E_END;
       *at = n;
       return (size_t)-1;
     }
-    c = str_class[s[i]];
+    c = cls[s[i]];
     if (c == 1) return i + 1;
     if (c == 3) {
       *st = CMS_JSON_E_NUL;
       *at = i;
       return (size_t)-1;
+    }
+    if (c == 4) {
+      *st = CMS_JSON_E_CONTROL;
+      *at = i;
+      return (size_t)-1;
+    }
+    if (c == 5) {
+      size_t k = utf8_len(s, n, i);
+      if (!k) {
+        *st = CMS_JSON_E_UTF8;
+        *at = i;
+        return (size_t)-1;
+      }
+      i += k;
+      continue;
     }
     /* a backslash */
     if (i + 1 >= n) {
@@ -147,8 +184,9 @@ bad:
 enum { S_VALUE, S_VALUE_OR_CLOSE, S_KEY, S_KEY_OR_CLOSE, S_COLON, S_AFTER };
 #define OBJ_BIT 0x80000000u
 
-int cms_json_check(const char *text, size_t n, cms_json_scan *sc) {
+int cms_json_scan(const char *text, size_t n, unsigned flags, cms_json_info *sc) {
   const unsigned char *s = (const unsigned char *)text;
+  const unsigned char *cls = flags & CMS_JSON_STRICT ? strict_class : lax_class;
   uint32_t stack[CMS_JSON_MAX_DEPTH];
   int depth = 0, state = S_VALUE;
   size_t i = 0, nc = 0, at = 0;
@@ -197,7 +235,7 @@ int cms_json_check(const char *text, size_t n, cms_json_scan *sc) {
             if (depth == 1) sc->top = t;
             continue;
           case '"':
-            i = scan_string(s, n, i + 1, &st, &at);
+            i = scan_string(s, n, i + 1, cls, &st, &at);
             if (i == (size_t)-1) goto fail;
             t = CMS_JSON_STRING;
             break;
@@ -246,7 +284,7 @@ int cms_json_check(const char *text, size_t n, cms_json_scan *sc) {
           at = i;
           goto fail;
         }
-        i = scan_string(s, n, i + 1, &st, &at);
+        i = scan_string(s, n, i + 1, cls, &st, &at);
         if (i == (size_t)-1) goto fail;
         {
           uint32_t top = stack[depth - 1] & ~OBJ_BIT;
@@ -296,16 +334,28 @@ fail:
   return -1;
 }
 
+int cms_json_check(const char *s, size_t n, const char **why, size_t *at) {
+  cms_json_info info;
+  info.counts = NULL;
+  info.counts_cap = 0;
+  if (cms_json_scan(s, n, CMS_JSON_STRICT, &info) == 0) return 0;
+  if (why) *why = cms_json_strerror(info.status);
+  if (at) *at = info.offset;
+  return -1;
+}
+
 const char *cms_json_strerror(cms_json_status st) {
   switch (st) {
-    case CMS_JSON_OK: return "valid";
-    case CMS_JSON_E_SYNTAX: return "unexpected character";
-    case CMS_JSON_E_END: return "unexpected end of text";
-    case CMS_JSON_E_TRAILING: return "text after the value";
+    case CMS_JSON_OK: return "valid JSON";
+    case CMS_JSON_E_SYNTAX: return "an unexpected byte";
+    case CMS_JSON_E_END: return "the text ends before the JSON value does (or is empty)";
+    case CMS_JSON_E_TRAILING: return "bytes after the JSON value";
     case CMS_JSON_E_NUL: return "a NUL byte";
-    case CMS_JSON_E_NUMBER: return "invalid number";
-    case CMS_JSON_E_ESCAPE: return "invalid escape";
-    case CMS_JSON_E_DEPTH: return "nested too deep";
+    case CMS_JSON_E_NUMBER: return "a number outside the JSON grammar (leading zero, no digits)";
+    case CMS_JSON_E_ESCAPE: return "an unknown escape or a lone UTF-16 surrogate in a string";
+    case CMS_JSON_E_DEPTH: return "nesting deeper than 1000 levels";
+    case CMS_JSON_E_CONTROL: return "a raw control character in a string (escape it)";
+    case CMS_JSON_E_UTF8: return "a byte that is not UTF-8 in a string";
   }
-  return "invalid";
+  return "not JSON";
 }

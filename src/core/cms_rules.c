@@ -223,7 +223,8 @@ static int msg_fail(cms_verr *e, int index, const char *field, const char *fmt, 
 static int msg_fail(cms_verr *e, int index, const char *field, const char *fmt, ...) {
   char path[96], rest[256];
   va_list ap;
-  snprintf(path, sizeof path, "msgList[%d].%s", index, field);
+  if (index > 0) snprintf(path, sizeof path, "msgList[%d].%s", index, field);
+  else snprintf(path, sizeof path, "%s", field); /* the single send: fields at the top */
   va_start(ap, fmt);
   vsnprintf(rest, sizeof rest, fmt, ap);
   va_end(ap);
@@ -296,7 +297,8 @@ int cms_check_attach_fields(const cms_msgtype *t, int index, cms_attach_get get,
     size_t n = 0;
     double num = 0;
     cms_jtype got = get(obj, f->key, &s, &n, &num);
-    snprintf(path, sizeof path, "msgList[%d].attach.%s", index, f->key);
+    if (index > 0) snprintf(path, sizeof path, "msgList[%d].attach.%s", index, f->key);
+    else snprintf(path, sizeof path, "attach.%s", f->key);
     if (got == CMS_J_MISSING) {
       if (f->required)
         return cms_verr_set(e, path, "%s is missing; the attach of a message of type %s needs %s", path,

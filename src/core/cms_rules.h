@@ -104,7 +104,10 @@ typedef struct cms_msg_view {
   int has_resendFlag; long long resendFlag;
 } cms_msg_view;
 
-/* checks everything of one message that needs no JSON parser; index is 1-based */
+/* checks everything of one message that needs no JSON parser; index is 1-based
+ * (paths msgList[i].field), or 0 for the single send's message, whose fields
+ * stand at the top level of the form (paths are the bare field names); the
+ * same holds for cms_check_attach_fields */
 int cms_check_msg(const cms_msg_view *m, int index, cms_verr *e);
 /* msgIds must be unique within one msgList */
 int cms_check_unique_msgids(const cms_msg_view *msgs, int n, cms_verr *e);

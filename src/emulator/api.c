@@ -1,11 +1,15 @@
-/* api.c -- POST /nimserver/chatroom/batchSendMsgToSomeone.action.
+/* api.c -- POST /nimserver/chatroom/batchSendMsgToSomeone.action and its
+ * single-message sibling chatroom/sendMsgToSomeone.action (one message's
+ * fields at the top level of the form; answer {"code":200,"desc":{...}}).
  *
  * Order of a call: record it; take a matching fault; faults that answer
  * without processing (status, garbage, code, close, delay before); the rate
- * limit (416); the signature headers (414); the form and every rule of
- * cms_rules (414); processing (resend semantics, delivery, webhook events);
- * faults that act after processing (delay after, close after_deliver,
- * truncate, fail_msg).  Every rule and error text comes from cms_rules.c. */
+ * limit (416); the signature headers (414); a RequestId already processed
+ * within --request-id-window (431); the form and every rule of cms_rules
+ * (414); processing (resend semantics, delivery, webhook events, the
+ * RequestId remembered); faults that act after processing (delay after, close
+ * after_deliver, truncate, fail_msg).  Every rule and error text comes from
+ * cms_rules.c. */
 #include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +21,7 @@
 
 #define JSON_CT "application/json; charset=utf-8"
 #define RESEND_REASON "parameter resendFlag should be used for RESEND!"
+#define REPEAT_DESC "HTTP request repeated: a call with this RequestId was already processed"
 
 typedef struct vmsg {          /* one validated message; strings point into call.msglist */
   const char *msgid, *attach, *ext;
@@ -25,6 +30,8 @@ typedef struct vmsg {          /* one validated message; strings point into call
 } vmsg;
 
 typedef struct call {
+  int single;                  /* sendMsgToSomeone: one message, fields at the top level */
+  const char *rid;             /* the RequestId header, NULL if absent */
   emu_form form;
   int form_rc;
   char form_err[160];
@@ -177,6 +184,13 @@ static cms_jtype attach_get(void *obj, const char *key, const char **s, size_t *
   return CMS_J_OTHER;
 }
 
+/* the path of a message's field: msgList[i].field, or the bare name for the
+ * single send (index 0) */
+static void field_path(char *buf, size_t len, int idx, const char *field) {
+  if (idx > 0) snprintf(buf, len, "msgList[%d].%s", idx, field);
+  else snprintf(buf, len, "%s", field);
+}
+
 /* a member of a message: absent/null -> 0, right type -> 1, wrong type -> -1 (e set) */
 static int msg_str(const cJSON *o, const char *key, int idx, const char **out, cms_verr *e) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
@@ -186,7 +200,7 @@ static int msg_str(const cJSON *o, const char *key, int idx, const char **out, c
     *out = v->valuestring;
     return 1;
   }
-  snprintf(path, sizeof path, "msgList[%d].%s", idx, key);
+  field_path(path, sizeof path, idx, key);
   return cms_verr_set(e, path, "%s must be a JSON string", path);
 }
 
@@ -195,8 +209,86 @@ static int msg_int(const cJSON *o, const char *key, int idx, long long *out, cms
   char path[96];
   if (!v || cJSON_IsNull(v)) return 0;
   if (emu_json_is_int(v, out)) return 1;
-  snprintf(path, sizeof path, "msgList[%d].%s", idx, key);
+  field_path(path, sizeof path, idx, key);
   return cms_verr_set(e, path, "%s must be a JSON integer", path);
+}
+
+/* one message, its fields read into m: the rules of cms_msg_rules, ext as
+ * JSON text, attach per type; fills vm (strings point into m's) */
+static int check_view(const cms_msg_view *m, int i, vmsg *vm, cms_verr *e) {
+  const cms_msgtype *t;
+  char path[96];
+  if (cms_check_msg(m, i, e)) return -1;
+  if (m->ext && !is_json_text(m->ext, m->ext_len)) {
+    field_path(path, sizeof path, i, "ext");
+    return cms_verr_set(e, path, "%s is not valid JSON text; %s", path, cms_msg_rule("ext")->doc);
+  }
+  t = cms_msgtype_by_code(m->msgType);
+  if (t && t->attach_json) {
+    cJSON *a = parse_json_text(m->attach, m->attach_len);
+    int rc = 0;
+    field_path(path, sizeof path, i, "attach");
+    if (!a)
+      return cms_verr_set(e, path, "%s is not valid JSON; a %s message's attach is JSON text",
+                          path, t->name);
+    if (t->attach_object && !cJSON_IsObject(a))
+      rc = cms_verr_set(e, path, "%s must be a JSON object for a %s message", path, t->name);
+    else if (t->fields && cms_check_attach_fields(t, i, attach_get, a, e))
+      rc = -1;
+    cJSON_Delete(a);
+    if (rc) return -1;
+  }
+  vm->msgid = m->msgId;
+  vm->attach = m->attach;
+  vm->ext = m->ext ? m->ext : "";
+  vm->type = m->msgType;
+  vm->has_subtype = m->has_subType;
+  vm->subtype = m->subType;
+  vm->resend = m->has_resendFlag && m->resendFlag == 1;
+  return 0;
+}
+
+/* the single send: a text field of the form (absent -> 0, present -> 1) */
+static int form_text(const call *k, const char *name, const char **out, size_t *len,
+                     cms_verr *e) {
+  const emu_kv *kv = emu_form_get(&k->form, name);
+  if (!kv) return 0;
+  if (memchr(kv->val, '\0', kv->vlen))
+    return cms_verr_set(e, name, "%s holds a NUL byte", name);
+  *out = kv->val;
+  *len = kv->vlen;
+  return 1;
+}
+
+/* the single send: an integer field of the form, as decimal text */
+static int form_int(const call *k, const char *name, long long *out, cms_verr *e) {
+  const emu_kv *kv = emu_form_get(&k->form, name);
+  if (!kv) return 0;
+  if (cms_parse_int64(kv->val, kv->vlen, out))
+    return cms_verr_set(e, name, "%s must be a decimal integer", name);
+  return 1;
+}
+
+/* sendMsgToSomeone: msgId, msgType, attach, ext, subType, resendFlag at the
+ * top level, checked by the same rules as a message of msgList */
+static int check_single(call *k, cms_verr *e) {
+  cms_msg_view m;
+  int got;
+  memset(&m, 0, sizeof m);
+  k->msgs = calloc(1, sizeof *k->msgs);
+  if (!k->msgs) return cms_verr_set(e, "msgId", "out of memory");
+  if ((got = form_text(k, "msgId", &m.msgId, &m.msgId_len, e)) < 0) return -1;
+  if ((got = form_int(k, "msgType", &m.msgType, e)) < 0) return -1;
+  m.has_msgType = got;
+  if ((got = form_text(k, "attach", &m.attach, &m.attach_len, e)) < 0) return -1;
+  if ((got = form_text(k, "ext", &m.ext, &m.ext_len, e)) < 0) return -1;
+  if ((got = form_int(k, "subType", &m.subType, e)) < 0) return -1;
+  m.has_subType = got;
+  if ((got = form_int(k, "resendFlag", &m.resendFlag, e)) < 0) return -1;
+  m.has_resendFlag = got;
+  if (check_view(&m, 0, &k->msgs[0], e)) return -1;
+  k->nmsgs = 1;
+  return 0;
 }
 
 static int check_msglist(call *k, const emu_kv *kv, const cms_rule *r, cms_verr *e) {
@@ -220,7 +312,6 @@ static int check_msglist(call *k, const emu_kv *kv, const cms_rule *r, cms_verr 
   cJSON_ArrayForEach(it, k->msglist) {
     cms_msg_view *m = &views[i];
     vmsg *vm = &k->msgs[i];
-    const cms_msgtype *t;
     int got;
     char path[96];
     i++;
@@ -241,39 +332,7 @@ static int check_msglist(call *k, const emu_kv *kv, const cms_rule *r, cms_verr 
     m->has_subType = got;
     if ((got = msg_int(it, "resendFlag", i, &m->resendFlag, e)) < 0) goto out;
     m->has_resendFlag = got;
-    if (cms_check_msg(m, i, e)) goto out;
-    if (m->ext && !is_json_text(m->ext, m->ext_len)) {
-      snprintf(path, sizeof path, "msgList[%d].ext", i);
-      cms_verr_set(e, path, "%s is not valid JSON text; %s", path, cms_msg_rule("ext")->doc);
-      goto out;
-    }
-    t = cms_msgtype_by_code(m->msgType);
-    if (t && t->attach_json) {
-      cJSON *a = parse_json_text(m->attach, m->attach_len);
-      snprintf(path, sizeof path, "msgList[%d].attach", i);
-      if (!a) {
-        cms_verr_set(e, path, "%s is not valid JSON; a %s message's attach is JSON text", path,
-                     t->name);
-        goto out;
-      }
-      if (t->attach_object && !cJSON_IsObject(a)) {
-        cJSON_Delete(a);
-        cms_verr_set(e, path, "%s must be a JSON object for a %s message", path, t->name);
-        goto out;
-      }
-      if (t->fields && cms_check_attach_fields(t, i, attach_get, a, e)) {
-        cJSON_Delete(a);
-        goto out;
-      }
-      cJSON_Delete(a);
-    }
-    vm->msgid = m->msgId;
-    vm->attach = m->attach;
-    vm->ext = m->ext ? m->ext : "";
-    vm->type = m->msgType;
-    vm->has_subtype = m->has_subType;
-    vm->subtype = m->subType;
-    vm->resend = m->has_resendFlag && m->resendFlag == 1;
+    if (check_view(m, i, vm, e)) goto out;
   }
   if (cms_check_unique_msgids(views, n, e)) goto out;
   k->nmsgs = n;
@@ -318,7 +377,12 @@ static int validate(call *k, cms_verr *e) {
   long long custom_type = 0;
   k->route = 1;
   for (r = cms_param_rules; r->name; r++) {
-    const emu_kv *kv = emu_form_get(&k->form, r->name);
+    const emu_kv *kv;
+    if (k->single && r->kind == CMS_K_MSGLIST) { /* the message is at the top level */
+      if (check_single(k, e)) return -1;
+      continue;
+    }
+    kv = emu_form_get(&k->form, r->name);
     if (!kv) {
       if (r->required) return cms_verr_set(e, r->name, "%s is missing; %s", r->name, r->doc);
       continue;
@@ -367,7 +431,10 @@ static int fault_matches(const emu_fault *f, const call *k) {
       if (cJSON_IsString(it) && emu_strcaseeq(it->valuestring, f->match_accid)) hit = 1;
     if (!hit) return 0;
   }
-  if (f->match_msgid) {
+  if (f->match_msgid && k->single) {
+    const emu_kv *kv = emu_form_get(&k->form, "msgId");
+    if (!kv || !strstr(kv->val, f->match_msgid)) return 0;
+  } else if (f->match_msgid) {
     int hit = 0;
     if (!cJSON_IsArray(k->msglist)) return 0;
     cJSON_ArrayForEach(it, k->msglist) {
@@ -439,7 +506,7 @@ static cJSON *answer_msg(const call *k, const vmsg *m, long long now_ms, int nas
     snprintf(num, sizeof num, "%lld", k->roomid);
     cJSON_AddStringToObject(o, "roomId", num);
   } else {
-    cJSON_AddNumberToObject(o, "roomId", (double)k->roomid);
+    cJSON_AddItemToObject(o, "roomId", emu_json_int(k->roomid));
   }
   cJSON_AddStringToObject(o, "fromAccount", k->from);
   cJSON_AddStringToObject(o, "fromNick", k->from);
@@ -500,8 +567,33 @@ static emu_msg *new_msg(const call *k, const vmsg *v, long long now_ms) {
   return m;
 }
 
-/* builds the answer and delivers; returns the JSON text (malloc'ed by cJSON) */
-static char *process(emu_server *s, call *k, const emu_fault *fault) {
+/* the single send's answer from the batch-shaped one: the message object as
+ * desc, or the reason it failed as an error (code 414: the service's code
+ * for it is not documented) */
+static cJSON *single_answer(cJSON *o) {
+  cJSON *succ = cJSON_GetObjectItemCaseSensitive(o, "success");
+  cJSON *fail = cJSON_GetObjectItemCaseSensitive(o, "fail");
+  cJSON *entry = cJSON_GetArrayItem(succ, 0), *out = cJSON_CreateObject();
+  if (!out) return NULL;
+  if (entry && entry->child) {
+    cJSON_AddNumberToObject(out, "code", 200);
+    cJSON_AddItemToObject(out, "desc", cJSON_DetachItemViaPointer(entry, entry->child));
+  } else {
+    entry = cJSON_GetArrayItem(fail, 0);
+    cJSON_AddNumberToObject(out, "code", 414);
+    if (entry && entry->child)
+      cJSON_AddItemToObject(out, "desc", cJSON_DetachItemViaPointer(entry, entry->child));
+    else
+      cJSON_AddStringToObject(out, "desc", "emulator out of memory");
+  }
+  return out;
+}
+
+/* builds the answer and delivers; returns the JSON text (malloc'ed by cJSON).
+ * A call whose RequestId was processed within the window is not processed:
+ * NULL with *repeated set.  Checked and remembered under the same lock as the
+ * delivery, so two concurrent calls with one RequestId deliver once. */
+static char *process(emu_server *s, call *k, const emu_fault *fault, int *repeated) {
   cJSON *o = cJSON_CreateObject(), *succ, *fail;
   char **events = NULL, *text;
   emu_inbox **inboxes;
@@ -515,6 +607,15 @@ static char *process(emu_server *s, call *k, const emu_fault *fault) {
   if (webhook) events = calloc((size_t)k->nmsgs, sizeof *events);
   inboxes = calloc(k->nto ? k->nto : 1, sizeof *inboxes);
   pthread_mutex_lock(&s->mu);
+  if (emu_rid_seen(&s->st, k->rid, emu_mono_now())) {
+    pthread_mutex_unlock(&s->mu);
+    *repeated = 1;
+    free(inboxes);
+    free(events);
+    cJSON_Delete(o);
+    return NULL;
+  }
+  emu_rid_remember(&s->st, k->rid, emu_mono_now());
   nas = s->st.numbers_as_strings;
   if (inboxes) /* looked up once per call, not once per message */
     for (i = 0; i < (int)k->nto; i++) inboxes[i] = emu_inbox_get(&s->st, k->to[i], 1);
@@ -574,6 +675,12 @@ static char *process(emu_server *s, call *k, const emu_fault *fault) {
   free(inboxes);
   for (i = 0; i < nev; i++) emu_webhook_push(&s->wh, events[i]);
   free(events);
+  if (k->single) {
+    cJSON *one = single_answer(o);
+    cJSON_Delete(o);
+    if (!one) return NULL;
+    o = one;
+  }
   text = cJSON_PrintUnformatted(o);
   cJSON_Delete(o);
   return text;
@@ -589,11 +696,13 @@ int emu_api_handle(emu_server *s, struct MHD_Connection *c, const char *method,
   char err[512];
   cms_verr ve;
   char *text = NULL;
-  int ret, rl;
+  int ret, rl, repeated = 0;
   double penalty;
   long limit;
 
   memset(&k, 0, sizeof k);
+  k.single = strcmp(url, EMU_PREFIX EMU_SINGLE_PATH) == 0;
+  k.rid = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "RequestId");
   k.form_rc = emu_form_parse(body, blen, &k.form, k.form_err, sizeof k.form_err);
   if (k.form_rc == 0) {
     const emu_kv *kv = emu_form_get(&k.form, "msgList");
@@ -676,6 +785,13 @@ int emu_api_handle(emu_server *s, struct MHD_Connection *c, const char *method,
     ret = answer_code(s, c, 414, err);
     goto done;
   }
+  pthread_mutex_lock(&s->mu);
+  repeated = emu_rid_seen(&s->st, k.rid, emu_mono_now());
+  pthread_mutex_unlock(&s->mu);
+  if (repeated) {
+    ret = answer_code(s, c, 431, REPEAT_DESC);
+    goto done;
+  }
   if (k.form_rc) {
     snprintf(err, sizeof err, "body: %s", k.form_err);
     ret = answer_code(s, c, 414, err);
@@ -688,7 +804,11 @@ int emu_api_handle(emu_server *s, struct MHD_Connection *c, const char *method,
     goto done;
   }
 
-  text = process(s, &k, fault);
+  text = process(s, &k, fault, &repeated);
+  if (repeated) {
+    ret = answer_code(s, c, 431, REPEAT_DESC);
+    goto done;
+  }
   if (!text) {
     ret = answer_code(s, c, 500, "emulator out of memory");
     goto done;

@@ -1,5 +1,6 @@
-/* emu.h -- commsease-emulator: a local emulator of the CommsEase endpoint
- * chatroom/batchSendMsgToSomeone.action (see docs/emulator.md).
+/* emu.h -- commsease-emulator: a local emulator of the CommsEase endpoints
+ * chatroom/batchSendMsgToSomeone.action and chatroom/sendMsgToSomeone.action
+ * (see docs/emulator.md).
  *
  * Concerns, one file each:
  *   main.c     flags, start-up, signals
@@ -28,6 +29,10 @@
 #define EMU_MAX_RATE_LIMIT 1000000
 #define EMU_WEBHOOK_QUEUE_MAX 100000
 #define EMU_DISCARD_MAX (64u << 20) /* bytes of an oversized body read and dropped */
+#define EMU_SINGLE_PATH "/chatroom/sendMsgToSomeone.action"
+#define EMU_RID_MAX 1000000       /* RequestIds remembered at most (the oldest go first) */
+#define EMU_RID_MAX_CHARS 128     /* longer RequestIds are remembered by their first 128 bytes */
+#define EMU_MAX_RID_WINDOW 86400  /* seconds */
 
 /* ---- configuration (flags) ---- */
 typedef struct emu_config {
@@ -41,6 +46,7 @@ typedef struct emu_config {
   int numbers_as_strings;
   size_t max_body;
   size_t inbox_max;          /* messages kept per accid (oldest dropped) */
+  double request_id_window;  /* seconds a processed call's RequestId is remembered; 0 = off */
 } emu_config;
 
 /* ---- string-keyed hash map ---- */
@@ -63,6 +69,15 @@ void *emu_map_get(const emu_map *m, const char *key);
 int emu_map_has(const emu_map *m, const char *key);
 /* inserts a new key (copied); -1 on out of memory. Does not check for duplicates. */
 int emu_map_put(emu_map *m, const char *key, void *val);
+/* removes a key (its value is the caller's); 0 removed, -1 absent */
+int emu_map_del(emu_map *m, const char *key);
+
+/* RequestIds of processed calls, oldest first (a FIFO beside a set) */
+typedef struct emu_rid {
+  double t;                  /* monotonic seconds when it was processed */
+  struct emu_rid *next;
+  char id[];
+} emu_rid;
 
 /* ---- delivered messages ---- */
 typedef struct emu_msg {
@@ -170,6 +185,10 @@ typedef struct emu_state {
   size_t sink_head, sink_len;
   /* faults, FIFO */
   emu_fault *faults, *faults_tail;
+  /* RequestId de-duplication */
+  double rid_window;         /* seconds; 0 = off */
+  emu_map rids;              /* RequestId -> NULL */
+  emu_rid *rid_head, *rid_tail;
 } emu_state;
 
 typedef struct emu_server {
@@ -193,6 +212,11 @@ cJSON *emu_ring_json(cJSON *const *ring, size_t cap, size_t head, size_t len);
 /* 0 allowed, 1 over the limit (penalty starts), 2 within the penalty */
 int emu_rate_check(emu_state *st, double now);
 int emu_rate_set(emu_state *st, long limit);
+/* 1 when a call with this RequestId was processed within the window */
+int emu_rid_seen(emu_state *st, const char *rid, double now);
+/* remembers the RequestId of a processed call (no-op when the window is 0) */
+void emu_rid_remember(emu_state *st, const char *rid, double now);
+void emu_rid_clear(emu_state *st);
 emu_inbox *emu_inbox_get(emu_state *st, const char *accid, int create);
 int emu_inbox_push(emu_inbox *ib, emu_msg *m, size_t max);
 void emu_msg_unref(emu_msg *m);
@@ -243,6 +267,9 @@ void emu_form_free(emu_form *f);
 cJSON *emu_json_str(const char *s, size_t n);
 int emu_json_add_str(cJSON *obj, const char *key, const char *s, size_t n);
 int emu_json_is_int(const cJSON *v, long long *out);
+/* an integer written with all its digits (cJSON numbers are doubles: 2^53 + 1
+ * would come out as 9.00719925474099e+15) */
+cJSON *emu_json_int(long long v);
 char *emu_lower_dup(const char *s, size_t n);
 char *emu_strndup(const char *s, size_t n);
 int emu_strcaseeq(const char *a, const char *b);

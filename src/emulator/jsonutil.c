@@ -1,6 +1,7 @@
 /* jsonutil.c -- small helpers around cJSON and strings. */
 #include <ctype.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "emu.h"
@@ -56,6 +57,12 @@ int emu_json_add_str(cJSON *obj, const char *key, const char *s, size_t n) {
   if (!v) return -1;
   if (!cJSON_AddItemToObject(obj, key, v)) { cJSON_Delete(v); return -1; }
   return 0;
+}
+
+cJSON *emu_json_int(long long v) {
+  char num[32];
+  snprintf(num, sizeof num, "%lld", v);
+  return cJSON_CreateRaw(num);
 }
 
 int emu_json_is_int(const cJSON *v, long long *out) {

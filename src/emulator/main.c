@@ -23,6 +23,8 @@ static void usage(FILE *f) {
       "  --numbers-as-strings  answer time/roomId/type as numeric strings\n"
       "  --max-body BYTES      largest request body (default 1048576; larger: HTTP 413)\n"
       "  --inbox-max N         messages kept per accid, oldest dropped (default 100000)\n"
+      "  --request-id-window S seconds a processed call's RequestId is remembered; a\n"
+      "                        repeat gets code 431 (default 0 = off)\n"
       "  --help                this text\n"
       "See docs/emulator.md for the endpoints and fault plans.\n",
       f);
@@ -55,7 +57,8 @@ static int parse_args(int argc, char **argv, emu_config *cfg) {
     }
     if (strcmp(a, "--host") && strcmp(a, "--port") && strcmp(a, "--appkey") &&
         strcmp(a, "--secret") && strcmp(a, "--rate-limit") && strcmp(a, "--penalty") &&
-        strcmp(a, "--webhook") && strcmp(a, "--max-body") && strcmp(a, "--inbox-max")) {
+        strcmp(a, "--webhook") && strcmp(a, "--max-body") && strcmp(a, "--inbox-max") &&
+        strcmp(a, "--request-id-window")) {
       fprintf(stderr, "commsease-emulator: unknown option %s (try --help)\n", a);
       return -1;
     }
@@ -99,6 +102,17 @@ static int parse_args(int argc, char **argv, emu_config *cfg) {
         return -1;
       }
       cfg->penalty = d;
+    } else if (strcmp(a, "--request-id-window") == 0) {
+      char *end;
+      double d;
+      errno = 0;
+      d = strtod(v, &end);
+      if (errno || end == v || *end || !isfinite(d) || d < 0 || d > EMU_MAX_RID_WINDOW) {
+        fprintf(stderr, "commsease-emulator: --request-id-window must be 0 to %d seconds\n",
+                EMU_MAX_RID_WINDOW);
+        return -1;
+      }
+      cfg->request_id_window = d;
     } else if (strcmp(a, "--webhook") == 0) {
       if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8)) {
         fprintf(stderr, "commsease-emulator: --webhook must be an http:// or https:// URL\n");
@@ -138,6 +152,7 @@ int main(int argc, char **argv) {
   s->cfg.penalty = 10;
   s->cfg.max_body = 1048576;
   s->cfg.inbox_max = 100000;
+  s->cfg.request_id_window = 0; /* off until the module handles 431 (issue 11) */
   rc = parse_args(argc, argv, &s->cfg);
   if (rc) {
     free(s);

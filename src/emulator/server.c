@@ -152,11 +152,20 @@ static int h_config(emu_server *s, struct MHD_Connection *c, int post, emu_req *
     cJSON *in = cJSON_ParseWithLength(r->body.data ? r->body.data : "", r->body.len);
     int nas = -1;
     long long rl = -1;
-    double pen = -1;
+    double pen = -1, window = -1;
     if (!cJSON_IsObject(in)) {
       cJSON_Delete(in);
       return emu_reply_error(c, 400, "config: body must be a JSON object like "
                              "{\"numbers_as_strings\":true,\"rate_limit\":5,\"penalty\":0.5}");
+    }
+    v = cJSON_GetObjectItemCaseSensitive(in, "request_id_window");
+    if (v) {
+      if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0) || v->valuedouble > EMU_MAX_RID_WINDOW) {
+        cJSON_Delete(in);
+        return emu_reply_error(c, 400, "config: request_id_window must be a number of seconds "
+                               "from 0 to 86400");
+      }
+      window = v->valuedouble;
     }
     v = cJSON_GetObjectItemCaseSensitive(in, "numbers_as_strings");
     if (v) {
@@ -183,6 +192,10 @@ static int h_config(emu_server *s, struct MHD_Connection *c, int post, emu_req *
     pthread_mutex_lock(&s->mu);
     if (nas >= 0) s->st.numbers_as_strings = nas;
     if (pen >= 0) s->st.penalty = pen;
+    if (window >= 0) {
+      s->st.rid_window = window;
+      if (window == 0) emu_rid_clear(&s->st);
+    }
     if (rl >= 0 && emu_rate_set(&s->st, (long)rl)) {
       pthread_mutex_unlock(&s->mu);
       return emu_reply_error(c, 500, "config: out of memory");
@@ -196,6 +209,7 @@ static int h_config(emu_server *s, struct MHD_Connection *c, int post, emu_req *
     cJSON_AddBoolToObject(o, "numbers_as_strings", s->st.numbers_as_strings);
     cJSON_AddNumberToObject(o, "rate_limit", (double)s->st.rate_limit);
     cJSON_AddNumberToObject(o, "penalty", s->st.penalty);
+    cJSON_AddNumberToObject(o, "request_id_window", s->st.rid_window);
     pthread_mutex_unlock(&s->mu);
   }
   return emu_reply_json(c, 200, o);
@@ -242,10 +256,14 @@ static int h_faults(emu_server *s, struct MHD_Connection *c, const char *method,
   return emu_reply_json(c, 200, o);
 }
 
+static int is_api_path(const char *url) {
+  return strcmp(url, EMU_PREFIX CMS_API_PATH) == 0 || strcmp(url, EMU_PREFIX EMU_SINGLE_PATH) == 0;
+}
+
 static int route(emu_server *s, struct MHD_Connection *c, const char *url, const char *method,
                  emu_req *r) {
   int get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
-  if (strcmp(url, EMU_PREFIX CMS_API_PATH) == 0) return emu_api_handle(s, c, method, url, r);
+  if (is_api_path(url)) return emu_api_handle(s, c, method, url, r);
   if (strncmp(url, "/_emulator/", 11) == 0) {
     const char *p = url + 11;
     if (strcmp(p, "inbox") == 0 && get) return h_inbox(s, c);
@@ -279,7 +297,7 @@ static int route(emu_server *s, struct MHD_Connection *c, const char *url, const
 
 static int reply_413(emu_server *s, struct MHD_Connection *c, const char *url) {
   char msg[128];
-  if (strcmp(url, EMU_PREFIX CMS_API_PATH) == 0) {
+  if (is_api_path(url)) {
     pthread_mutex_lock(&s->mu);
     s->st.requests++;
     emu_count_add(s->st.http, &s->st.nhttp, 413);

@@ -84,6 +84,73 @@ int emu_map_put(emu_map *m, const char *key, void *val) {
   return 0;
 }
 
+int emu_map_del(emu_map *m, const char *key) {
+  unsigned long h;
+  emu_map_node **pp;
+  if (!m->nb) return -1;
+  h = hash_str(key);
+  for (pp = &m->b[h % m->nb]; *pp; pp = &(*pp)->next) {
+    emu_map_node *n = *pp;
+    if (n->hash == h && strcmp(n->key, key) == 0) {
+      *pp = n->next;
+      free(n->key);
+      free(n);
+      m->count--;
+      return 0;
+    }
+  }
+  return -1;
+}
+
+/* ---- RequestIds of processed calls ---- */
+static void rid_pop(emu_state *st) {
+  emu_rid *r = st->rid_head;
+  emu_map_del(&st->rids, r->id);
+  st->rid_head = r->next;
+  if (!st->rid_head) st->rid_tail = NULL;
+  free(r);
+}
+
+static void rid_expire(emu_state *st, double now) {
+  while (st->rid_head && now - st->rid_head->t >= st->rid_window) rid_pop(st);
+}
+
+int emu_rid_seen(emu_state *st, const char *rid, double now) {
+  char key[EMU_RID_MAX_CHARS + 1];
+  if (st->rid_window <= 0 || !rid || !*rid) return 0;
+  rid_expire(st, now);
+  snprintf(key, sizeof key, "%s", rid);
+  return emu_map_has(&st->rids, key);
+}
+
+void emu_rid_remember(emu_state *st, const char *rid, double now) {
+  emu_rid *r;
+  size_t n;
+  if (st->rid_window <= 0 || !rid || !*rid) return;
+  rid_expire(st, now);
+  n = strlen(rid);
+  if (n > EMU_RID_MAX_CHARS) n = EMU_RID_MAX_CHARS;
+  r = malloc(sizeof *r + n + 1);
+  if (!r) return;
+  memcpy(r->id, rid, n);
+  r->id[n] = '\0';
+  r->t = now;
+  r->next = NULL;
+  if (emu_map_has(&st->rids, r->id) || emu_map_put(&st->rids, r->id, NULL)) {
+    free(r);
+    return;
+  }
+  if (st->rid_tail) st->rid_tail->next = r;
+  else st->rid_head = r;
+  st->rid_tail = r;
+  if (st->rids.count > EMU_RID_MAX) rid_pop(st);
+}
+
+void emu_rid_clear(emu_state *st) {
+  while (st->rid_head) rid_pop(st);
+  emu_map_clear(&st->rids, NULL);
+}
+
 /* ---- messages and inboxes ---- */
 void emu_msg_unref(emu_msg *m) {
   if (!m || --m->refs > 0) return;
@@ -140,7 +207,7 @@ int emu_inbox_push(emu_inbox *ib, emu_msg *m, size_t max) {
 cJSON *emu_msg_json(const emu_msg *m) {
   cJSON *o = cJSON_CreateObject();
   if (!o) return NULL;
-  cJSON_AddNumberToObject(o, "roomId", (double)m->roomid);
+  cJSON_AddItemToObject(o, "roomId", emu_json_int(m->roomid));
   cJSON_AddStringToObject(o, "msgid_client", m->msgid);
   cJSON_AddStringToObject(o, "fromAccount", m->from);
   cJSON_AddNumberToObject(o, "type", (double)m->type);
@@ -252,6 +319,8 @@ void emu_state_init(emu_state *st, const emu_config *cfg) {
   memset(st, 0, sizeof *st);
   emu_map_init(&st->delivered);
   emu_map_init(&st->inboxes);
+  emu_map_init(&st->rids);
+  st->rid_window = cfg->request_id_window;
   st->numbers_as_strings = cfg->numbers_as_strings;
   st->penalty = cfg->penalty;
   if (emu_rate_set(st, cfg->rate_limit)) st->rate_limit = 0;
@@ -269,6 +338,7 @@ static void clear_all(emu_state *st) {
     f = next;
   }
   st->faults = st->faults_tail = NULL;
+  emu_rid_clear(st);
   st->requests = st->closed = 0;
   st->ncodes = st->nhttp = 0;
   st->rl_head = st->rl_len = 0;
@@ -298,6 +368,7 @@ cJSON *emu_stats_json(emu_server *s) {
   cJSON_AddNumberToObject(o, "closed", (double)st->closed);
   cJSON_AddNumberToObject(o, "delivered_msgids", (double)st->delivered.count);
   cJSON_AddNumberToObject(o, "inboxes", (double)st->inboxes.count);
+  cJSON_AddNumberToObject(o, "request_ids", (double)st->rids.count);
   pthread_mutex_unlock(&s->mu);
   wh = emu_webhook_stats(&s->wh);
   if (wh) cJSON_AddItemToObject(o, "webhook", wh);

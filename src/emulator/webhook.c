@@ -28,19 +28,12 @@ static int progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off
 static int send_one(emu_webhook *w, CURL *h, const char *body) {
   char md5[33], sum[41], curtime[32], hdr[160];
   struct curl_slist *hl = NULL, *t;
-  cms_buf pre;
   long status = 0;
   CURLcode rc;
   int ok = 0;
   if (cms_md5_hex(body, strlen(body), md5)) return -1;
   snprintf(curtime, sizeof curtime, "%lld", emu_wall_ms());
-  cms_buf_init(&pre, 0);
-  if (cms_buf_adds(&pre, w->secret) || cms_buf_adds(&pre, md5) || cms_buf_adds(&pre, curtime) ||
-      cms_sha1_hex(pre.data, pre.len, sum)) {
-    cms_buf_free(&pre);
-    return -1;
-  }
-  cms_buf_free(&pre);
+  if (cms_checksum(w->secret, strlen(w->secret), md5, curtime, sum)) return -1;
   snprintf(hdr, sizeof hdr, "AppKey: %s", w->appkey);
   if (!(t = curl_slist_append(hl, hdr))) goto done;
   hl = t;

@@ -16,7 +16,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include "lcms.h"
+#include "lcms_answer.h"
 #include "cms_json.h"
 
 #define COUNTS_CAP 256 /* containers presized per text; further ones grow */
@@ -252,12 +252,12 @@ static size_t skip_value(rd *r, size_t i) {
 
 int lcms_json_push(lua_State *L, const char *s, size_t n, const char **why) {
   uint32_t counts[COUNTS_CAP];
-  cms_json_scan sc;
+  cms_json_info sc;
   rd r;
   memset(&sc, 0, sizeof sc);
   sc.counts = counts;
   sc.counts_cap = COUNTS_CAP;
-  if (cms_json_check(s, n, &sc)) {
+  if (cms_json_scan(s, n, 0, &sc)) {
     if (why) *why = cms_json_strerror(sc.status);
     return -1;
   }
@@ -445,7 +445,7 @@ static int fail_response(lua_State *L, const char *msg, const char *rid, const c
 int lcms_answer_read(lua_State *L, const char *body, size_t len, int msgids,
                      const char *request_id, const char *endpoint, long long *api_code) {
   uint32_t counts[COUNTS_CAP];
-  cms_json_scan sc;
+  cms_json_info sc;
   part parts[P_COUNT];
   rd r;
   int top = lua_gettop(L), res, k;
@@ -456,7 +456,7 @@ int lcms_answer_read(lua_State *L, const char *body, size_t len, int msgids,
   sc.counts = counts;
   sc.counts_cap = COUNTS_CAP;
   if (msgids) msgids = lua_absindex(L, msgids);
-  if (cms_json_check(body, len, &sc) || (sc.top != CMS_JSON_OBJECT && sc.top != CMS_JSON_ARRAY))
+  if (cms_json_scan(body, len, 0, &sc) || (sc.top != CMS_JSON_OBJECT && sc.top != CMS_JSON_ARRAY))
     return fail_response(L, "the answer is not a JSON object", request_id, endpoint);
   if (sc.top == CMS_JSON_ARRAY)
     return fail_response(L, "the answer has no numeric code", request_id, endpoint);

@@ -13,6 +13,8 @@
 #include <string.h>
 #include "lcms.h"
 #include "cms_form.h"
+#include "cms_json.h"
+#include "lcms_json.h"
 #include "cms_sign.h"
 
 typedef struct enc {
@@ -114,19 +116,19 @@ static cms_jtype tget(void *obj, const char *key, const char **s, size_t *n, dou
   tref *r = obj;
   lua_State *L = r->L;
   cms_jtype t = CMS_J_OTHER;
-  lua_getfield(L, r->idx, key);
+  long long v;
+  lua_pushstring(L, key);
+  lua_rawget(L, r->idx); /* raw: the fields written are the fields checked */
   switch (lua_type(L, -1)) {
     case LUA_TNIL: t = CMS_J_MISSING; break;
     case LUA_TSTRING: *s = lua_tolstring(L, -1, n); t = CMS_J_STRING; break;
     case LUA_TNUMBER:
-      if (lua_isinteger(L, -1)) {
-        *num = (double)lua_tointeger(L, -1);
+      if (lcms_to_integer(L, -1, &v) == LCMS_INT_OK) {
+        *num = (double)v;
         t = CMS_J_INTEGER;
       } else {
-        double d = (double)lua_tonumber(L, -1);
-        *num = d;
-        t = (isfinite(d) && d == floor(d) && fabs(d) < 9007199254740992.0) ? CMS_J_INTEGER
-                                                                          : CMS_J_NUMBER;
+        *num = (double)lua_tonumber(L, -1);
+        t = CMS_J_NUMBER;
       }
       break;
     default: break;
@@ -135,86 +137,44 @@ static cms_jtype tget(void *obj, const char *key, const char **s, size_t *n, dou
   return t;
 }
 
-/* Debian's lua-cjson (2.1.0) writes numbers with at most 14 significant
- * digits: an integer of 10^14 or more (a 64-bit id, a microsecond clock)
- * would reach the wire changed.  Such tables are refused, naming the field. */
-#define JSON_EXACT_LIMIT 1e14
-#define JSON_MAX_DEPTH 32 /* the private cjson instance refuses deeper tables */
-
-static int exact_numbers(lua_State *L, int t, int depth, char *sub, size_t cap,
-                         long long *bad) {
-  size_t len = strlen(sub);
-  if (depth > JSON_MAX_DEPTH) return 0; /* cjson refuses it anyway */
-  luaL_checkstack(L, 4, "commsease: table nested too deep");
-  lua_pushnil(L);
-  while (lua_next(L, t)) {
-    int found = 0;
-    if (lua_type(L, -1) == LUA_TNUMBER) {
-      double d = (double)lua_tonumber(L, -1);
-      if (lua_isinteger(L, -1) ? (lua_tointeger(L, -1) >= (lua_Integer)JSON_EXACT_LIMIT ||
-                                  lua_tointeger(L, -1) <= -(lua_Integer)JSON_EXACT_LIMIT)
-                               : (isfinite(d) && d == floor(d) && fabs(d) >= JSON_EXACT_LIMIT)) {
-        *bad = lua_isinteger(L, -1) ? (long long)lua_tointeger(L, -1) : (long long)d;
-        found = 1;
-      }
-    } else if (lua_type(L, -1) == LUA_TTABLE) {
-      found = -1;
-    }
-    if (found) {
-      if (lua_type(L, -2) == LUA_TSTRING) snprintf(sub + len, cap - len, ".%s", lua_tostring(L, -2));
-      else if (lua_isinteger(L, -2)) snprintf(sub + len, cap - len, "[%lld]", (long long)lua_tointeger(L, -2));
-      if (found == 1 || exact_numbers(L, lua_gettop(L), depth + 1, sub, cap, bad)) {
-        lua_pop(L, 2);
-        return 1;
-      }
-      sub[len] = '\0';
-    }
-    lua_pop(L, 1);
-  }
-  return 0;
-}
-
-/* The JSON-typed value on top of the stack (JSON text, or a table to encode)
- * is replaced by its JSON text.  want_object: the text must hold an object or
- * an array.  keep_table: the table (given, or decoded from the text) is left
- * just below the text. */
-static int json_value(enc *x, fpath p, int want_object, int keep_table) {
+/* The JSON-typed value on top of the stack (JSON text, or a table to write)
+ * is replaced by its JSON text, of at most max_chars characters.  Tables are
+ * written by lcms_json_write (raw reads, exact numbers, bounded work); text
+ * goes out byte for byte, so every byte of it is checked (cms_json_check).
+ * want_object: the text must hold a JSON object.  keep_table: the table
+ * (given, or decoded from the text) is left just below the text, for the
+ * checks of its fields, which read it raw too. */
+static int json_value(enc *x, fpath p, unsigned max_chars, int want_object, int keep_table) {
   lua_State *L = x->L;
   int v = lua_gettop(L);
+  char path[96];
+  path_of(p, path, sizeof path);
   if (lua_type(L, v) == LUA_TTABLE) {
-    char sub[96] = "";
-    long long bad = 0;
-    if (exact_numbers(L, v, 1, sub, sizeof sub, &bad)) {
-      char path[96];
-      path_of(p, path, sizeof path);
-      return cms_verr_set(x->e, path, "%s%s is %lld: integers of 10^14 or more do not survive "
-                          "lua-cjson's 14 significant digits; send it as a string, or give %s "
-                          "as JSON text", path, sub, bad, path);
-    }
     if (keep_table) lua_pushvalue(L, v);
-    if (lcms_json_encode(L, v)) {
-      const char *why = lua_tostring(L, -1);
-      char path[96];
-      path_of(p, path, sizeof path);
-      return cms_verr_set(x->e, path, "%s cannot be encoded as JSON: %s", path,
-                          why ? why : "unknown reason");
-    }
+    if (lcms_json_write(L, v, path, max_chars, x->e)) return -1;
   } else if (lua_type(L, v) == LUA_TSTRING) {
-    size_t n;
-    const char *s = lua_tolstring(L, v, &n);
+    size_t n, at = 0;
+    const char *s = lua_tolstring(L, v, &n), *why = NULL;
     if (cms_utf16_len(s, n) < 0) FAIL(x, p, "%s is not valid UTF-8", path_);
-    if (lcms_json_decode(L, s, n)) {
-      const char *why = lua_tostring(L, -1);
-      char path[96];
-      path_of(p, path, sizeof path);
-      return cms_verr_set(x->e, path, "%s is not valid JSON text (%s)", path,
-                          why ? why : "decode failed");
+    if (cms_json_check(s, n, &why, &at))
+      return cms_verr_set(x->e, path, "%s is not valid JSON text: %s at byte %zu", path, why,
+                          at + 1);
+    if (keep_table) {
+      if (lcms_json_decode(L, s, n)) {
+        const char *d = lua_tostring(L, -1);
+        return cms_verr_set(x->e, path, "%s is not valid JSON text (%s)", path,
+                            d ? d : "decode failed");
+      }
     }
-    if (want_object && lua_type(L, -1) != LUA_TTABLE) FAIL(x, p, "%s must be a JSON object", path_);
-    if (!keep_table) lua_pop(L, 1);
     lua_pushvalue(L, v);
   } else {
     FAIL(x, p, "%s must be JSON text (a string) or a table, not a %s", path_, luaL_typename(L, v));
+  }
+  if (want_object) {
+    size_t n, k = 0;
+    const char *s = lua_tolstring(L, -1, &n);
+    while (k < n && (s[k] == ' ' || s[k] == '\t' || s[k] == '\n' || s[k] == '\r')) k++;
+    if (k == n || s[k] != '{') FAIL(x, p, "%s must be a JSON object", path_);
   }
   lua_remove(L, v); /* [table] text */
   return 0;
@@ -275,7 +235,7 @@ static int encode_msg(enc *x, int m, int i, int ids, cms_msg_view *v) {
   if (!lua_isnil(L, -1) && t) {
     if (t->attach_json) {
       tref r;
-      if (json_value(x, AT("attach"), t->attach_object, 1)) return -1;
+      if (json_value(x, AT("attach"), cms_msg_rule("attach")->max_chars, t->attach_object, 1)) return -1;
       r.L = L;
       r.idx = lua_gettop(L) - 1;
       if (t->fields && cms_check_attach_fields(t, i, tget, &r, x->e)) return -1;
@@ -289,7 +249,7 @@ static int encode_msg(enc *x, int m, int i, int ids, cms_msg_view *v) {
   /* top+9: ext, JSON text or a table */
   lua_pushvalue(L, top + 1 + F_EXT);
   if (!lua_isnil(L, -1)) {
-    if (json_value(x, AT("ext"), 0, 0)) return -1;
+    if (json_value(x, AT("ext"), cms_msg_rule("ext")->max_chars, 0, 0)) return -1;
     v->ext = lua_tolstring(L, top + 9, &v->ext_len);
   }
   /* subType */
@@ -495,7 +455,7 @@ static int encode_param(enc *x, const cms_rule *r, int ids) {
       break;
     case CMS_K_JSON: {
       int special = strcmp(name, "antispamCustom") == 0;
-      if (json_value(x, p, special, special)) return -1;
+      if (json_value(x, p, r->max_chars, special, special)) return -1;
       if (special) {
         if (check_antispam(x, lua_gettop(L) - 1)) return -1;
         lua_remove(L, -2);

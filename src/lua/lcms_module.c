@@ -3,6 +3,7 @@
 #include <string.h>
 #include "lcms.h"
 #include "cms_sign.h"
+#include "lcms_wire.h"
 
 /* --- message builders: never raise; content is checked at send/prepare --- */
 
@@ -176,7 +177,7 @@ static int l_checksum(lua_State *L) {
 __attribute__((visibility("default"))) int luaopen_commsease(lua_State *L) {
   static const luaL_Reg funcs[] = {
     {"new", lcms_new}, {"parse", lcms_parse}, {"checksum", l_checksum},
-    {"chunk", lcms_chunk}, {NULL, NULL}};
+    {"chunk", lcms_chunk}, {"verify_webhook", lcms_verify_webhook}, {NULL, NULL}};
   static const struct { const char *name; int code; int from_fields; } builders[] = {
     {"text", 0, 0},  {"tip", 10, 0},     {"custom", 100, 0}, {"image", 1, 1},
     {"audio", 2, 1}, {"video", 3, 1},    {"location", 4, 1}, {"file", 6, 1},

@@ -1,0 +1,167 @@
+-- Transport: `sent` says whether the request left, whatever libcurl's code is called.
+-- A hostile raw-socket server (spec/hostile_server.lua, its own process) reads the
+-- request and then fails in every way it can; connect failures that certainly sent
+-- nothing must say so, and fail over.  An emulator behind it as the second endpoint
+-- proves what a failover would have delivered.
+local commsease = require "commsease"
+local helpers = require "helpers"
+
+-- the interpreter running this spec runs the server too (LuaSocket is there for it)
+local function interpreter()
+  local p = io.popen("readlink /proc/$PPID/exe 2>/dev/null")
+  local exe = p and p:read("*l")
+  if p then p:close() end
+  return exe and exe ~= "" and exe or "lua5.4"
+end
+local LUA = interpreter()
+
+local function hostile(mode)
+  local cmd = "exec sh -c 'echo $$; exec \"$0\" \"$@\"' " .. helpers.shell_quote(LUA) ..
+              " spec/hostile_server.lua " .. mode
+  local p = assert(io.popen(cmd, "r"))
+  local pid = tonumber(p:read("*l"))
+  local line = p:read("*l") or ""
+  local port = tonumber(line:match("^listening (%d+)$"))
+  assert(pid and port, "hostile server did not start: " .. line)
+  local h = {port = port, base = "http://127.0.0.1:" .. port .. "/nimserver"}
+  -- stops the server; returns how many whole requests it read
+  function h.stop()
+    if h.got then return h.got end
+    os.execute("kill -TERM " .. pid .. " 2>/dev/null")
+    local out = p:read("*a") or ""
+    p:close()
+    h.got = select(2, out:gsub("got\n", ""))
+    return h.got
+  end
+  return h
+end
+
+local function params(id)
+  return {roomid = 765788, fromAccid = "npc", toAccids = {"p1"},
+          msgList = {commsease.text("hello", {msgId = id or helpers.msgid("t")})}}
+end
+
+-- a request that left: each way a server can fail after reading it
+local AFTER = {
+  {"bighead", 27, "a 200 KB header line (libcurl: out of memory)"},
+  {"close", 52, "the connection closed with no answer"},
+  {"reset", 56, "the connection reset with no answer"},
+  {"stall", 28, "no answer before the timeout"},
+  {"partial", 18, "a body cut short"},
+  {"weird", 1, "a status line that is not HTTP"},
+  {"badchunk", 56, "a broken chunked body"},
+  {"ka_refuse", 7, "a kept-alive connection closed under the request, the reconnect refused"},
+  {"ka_blackhole", 28, "a kept-alive connection closed under the request, the reconnect timing out"},
+}
+
+describe("transport: sent", function()
+  local emu
+  setup(function() emu = helpers.start_emulator({"--rate-limit", "0"}) end)
+  teardown(function() emu:stop() end)
+
+  for _, case in ipairs(AFTER) do
+    local mode, code, what = case[1], case[2], case[3]
+    it("is true after " .. what .. " (code " .. code .. "), and nothing fails over", function()
+      local h = hostile(mode)
+      local c = helpers.client_for(emu, {endpoints = {h.base, emu.base}, retries = 1,
+                                         timeout = 1, connect_timeout = 0.5})
+      finally(function() c:close(); h.stop() end)
+      local before = emu:stats().requests
+      if mode:match("^ka_") then assert(c:send(params())) end -- the connection is kept alive
+      local res, err = c:send(params())
+      assert.is_nil(res)
+      assert.equal("transport", err.kind)
+      assert.equal(code, err.code)
+      assert.is_true(err.sent, tostring(err))
+      assert.is_true(err.retryable)
+      assert.equal(h.base, err.endpoint)
+      assert.equal(mode:match("^ka_") and 2 or 1, h.stop()) -- the server read it
+      assert.equal(0, emu:stats().requests - before)      -- and nothing went elsewhere
+    end)
+  end
+
+  for _, mode in ipairs{"bighead", "ka_refuse"} do
+    it("is true in send_all's results too (" .. mode .. ")", function()
+      local h = hostile(mode)
+      local c = helpers.client_for(emu, {endpoints = {h.base, emu.base}, retries = 1,
+                                         timeout = 1, connect_timeout = 0.5})
+      finally(function() c:close(); h.stop() end)
+      local before = emu:stats().requests
+      if mode:match("^ka_") then
+        assert.is_table(c:send_all({params()}, {concurrency = 1})[1].res)
+      end
+      local r = c:send_all({params()}, {concurrency = 1})[1]
+      assert.is_nil(r.res)
+      assert.equal("transport", r.err.kind)
+      assert.is_true(r.err.sent, tostring(r.err))
+      assert.equal(mode:match("^ka_") and 2 or 1, h.stop())
+      assert.equal(0, emu:stats().requests - before)
+    end)
+  end
+
+  it("keeps fanout's resends marked: a 200 KB header line is resent with resendFlag = 1", function()
+    local h = hostile("bighead")
+    local c = helpers.client_for(emu, {endpoints = {h.base, emu.base}, retries = 1,
+                                       timeout = 1, connect_timeout = 0.5})
+    finally(function() c:close(); h.stop() end)
+    -- the resend goes to the same endpoint first, which is gone by then (refused: nothing
+    -- sent), then to the emulator
+    local report = assert(c:fanout(params("fan-big"), {retries = 3, backoff = 0}))
+    assert.equal(1, report.ok, report.results[1].err and tostring(report.results[1].err))
+    assert.equal(1, h.stop())
+    local reqs = emu:requests()
+    local msgs = helpers.json.decode(reqs[#reqs].form.msgList)
+    assert.equal("fan-big:1", msgs[1].msgId)
+    assert.equal(1, msgs[1].resendFlag)
+  end)
+
+  -- nothing left: sent = false, retryable, and the next endpoint delivers it once
+  local BEFORE = {
+    {"refused", 7, "the port refuses the connection"},
+    {"blackhole", 28, "the connect times out"},
+    {"tls_close", 35, "the TLS handshake fails"},
+  }
+  for _, case in ipairs(BEFORE) do
+    local mode, code, what = case[1], case[2], case[3]
+    it("is false when " .. what .. " (code " .. code .. "), and the call fails over", function()
+      local h, base
+      if mode == "refused" then
+        h = hostile("ok")
+        h.stop() -- the port is closed now
+      else
+        h = hostile(mode)
+      end
+      base = (mode == "tls_close" and "https" or "http") .. "://127.0.0.1:" .. h.port .. "/nimserver"
+      local one = helpers.client_for(emu, {endpoint = base, retries = 0, connect_timeout = 0.5})
+      local two = helpers.client_for(emu, {endpoints = {base, emu.base}, retries = 1,
+                                           connect_timeout = 0.5})
+      finally(function() one:close(); two:close(); h.stop() end)
+      local res, err = one:send(params())
+      assert.is_nil(res)
+      assert.equal("transport", err.kind)
+      assert.equal(code, err.code)
+      assert.is_false(err.sent, tostring(err))
+      assert.is_true(err.retryable)
+      if mode ~= "tls_close" then -- (the TLS server reads one connection only)
+        local before = emu:stats().requests
+        local id = helpers.msgid("fo")
+        res = assert(two:send(params(id)))
+        assert.is_table(res.success[id])
+        assert.equal(1, emu:stats().requests - before)
+      end
+      assert.equal(0, h.stop())
+    end)
+  end
+
+  it("is false when the proxy refuses the tunnel (the code is libcurl's 'receive failure')", function()
+    local h = hostile("proxy_refuse")
+    local c = commsease.new{appkey = "k", secret = "s", endpoint = "https://api.example.invalid/nimserver",
+                            proxy = "http://127.0.0.1:" .. h.port, retries = 0}
+    finally(function() c:close(); h.stop() end)
+    local _, err = c:send(params())
+    assert.equal("transport", err.kind)
+    assert.equal(56, err.code)
+    assert.is_false(err.sent, tostring(err))
+    assert.is_true(err.retryable)
+  end)
+end)

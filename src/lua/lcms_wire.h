@@ -1,0 +1,10 @@
+/* lcms_wire.h -- the binding's webhook check, the single directed send, any
+ * signed call and the client's metrics (engineer wire's files). */
+#ifndef LCMS_WIRE_H
+#define LCMS_WIRE_H
+#include "lcms_compat.h"
+
+/* commsease.verify_webhook{ secret=, headers=, body= [, max_age=] [, now=] } */
+int lcms_verify_webhook(lua_State *L);
+
+#endif
