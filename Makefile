@@ -129,6 +129,8 @@ test-asan:
 # client CPU per request and req/s against one loopback server, side by side
 # with plain C and pure Lua; see bench/README.md
 bench: deps all
+	$(MAKE) build-jit/commsease.so BUILD=build-jit \
+	  LUA_CFLAGS="-I/usr/include/luajit-2.1 -I/usr/include/lua5.1"
 	$(LUA) bench/run.lua
 
 demo: deps all
