@@ -1,7 +1,7 @@
 -- module_client.lua -- the commsease module under load, one case per process.
 --   lua5.4 bench/module_client.lua --url BASE --mode send|send_all|prepare|rss
 --          [--n N] [--concurrency C] [--batch B] [--appkey K] [--secret S] [--n1 N] [--n2 N]
---          [--params light|realistic]
+--          [--params light|realistic]   (modes also: parse, body)
 -- Prints RESULT lines (see common.lua); send_all without c.send_all prints a
 -- SKIP line.  rss: N1 sends, VmHWM; on to N2 sends in all, VmHWM again.
 package.path = "bench/?.lua;" .. package.path
@@ -35,6 +35,25 @@ local function full_success(res)
   local k = 0
   for _ in pairs(res.success) do k = k + 1 end
   return k == N
+end
+
+if o.mode == "parse" then -- commsease.parse over the server's answer, no I/O in the loop
+  local http, ltn12 = require "socket.http", require "ltn12"
+  local chunks = {}
+  http.request{url = o.url .. "/chatroom/batchSendMsgToSomeone.action", method = "POST",
+    source = ltn12.source.string("x"), headers = {["Content-Length"] = "1"},
+    sink = ltn12.sink.table(chunks)}
+  local answer = table.concat(chunks)
+  assert(full_success(commsease.parse(200, answer)), "the answer does not parse")
+  local ok = 0
+  local w0, c0 = common.wall(), common.cpu()
+  for _ = 1, o.n do
+    if full_success(commsease.parse(200, answer)) then ok = ok + 1 end
+  end
+  common.result("lua_parse", o.n, ok, common.wall() - w0, common.cpu() - c0,
+    " answer_bytes=" .. #answer)
+  c:close()
+  os.exit(0)
 end
 
 if o.mode == "body" then -- the form body once (run.lua compares it with the C client's)

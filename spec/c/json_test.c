@@ -223,21 +223,29 @@ static void test_counts(void) {
                   "\"x\":[[1,2,3],{\"k\":\"v\"}]}";
   /* containers in opening order: top{4} success[2] {1} {2} b[0] {1} {0} fail[0] x[2] [3] {1} */
   static const uint32_t want[] = {4, 2, 1, 2, 0, 1, 0, 0, 2, 3, 1};
-  uint32_t counts[16], few[3];
+  /* and the one opened after each closes */
+  static const uint32_t next[] = {11, 7, 5, 5, 5, 7, 7, 8, 11, 10, 11};
+  cms_json_box boxes[16], few[3];
   cms_json_info sc;
   size_t k;
   memset(&sc, 0, sizeof sc);
-  sc.counts = counts;
-  sc.counts_cap = 16;
+  sc.boxes = boxes;
+  sc.boxes_cap = 16;
   CHECK(cms_json_scan(t, strlen(t), 0, &sc) == 0, "counts text refused");
   CHECK(sc.n_containers == 11, "11 containers, got %zu", sc.n_containers);
-  for (k = 0; k < 11; k++)
-    CHECK(counts[k] == want[k], "container %zu: %u members, want %u", k, counts[k], want[k]);
-  /* a smaller array: the first ones are counted, the rest only numbered */
-  sc.counts = few;
-  sc.counts_cap = 3;
-  CHECK(cms_json_scan(t, strlen(t), 0, &sc) == 0 && sc.n_containers == 11 && few[0] == 4 &&
-            few[1] == 2 && few[2] == 1,
+  for (k = 0; k < 11; k++) {
+    CHECK(boxes[k].count == want[k], "container %zu: %u members, want %u", k, boxes[k].count,
+          want[k]);
+    CHECK(boxes[k].next == next[k], "container %zu: next %u, want %u", k, boxes[k].next, next[k]);
+    CHECK(boxes[k].end < strlen(t) && (t[boxes[k].end] == '}' || t[boxes[k].end] == ']'),
+          "container %zu: end %u is no closing bracket", k, boxes[k].end);
+  }
+  CHECK(boxes[0].end == strlen(t) - 1 && t[boxes[4].end - 1] == '[', "end offsets");
+  /* a smaller array: the first ones are noted, the rest only numbered */
+  sc.boxes = few;
+  sc.boxes_cap = 3;
+  CHECK(cms_json_scan(t, strlen(t), 0, &sc) == 0 && sc.n_containers == 11 && few[0].count == 4 &&
+            few[1].count == 2 && few[2].count == 1,
         "capped counts");
 }
 

@@ -2,6 +2,7 @@
  * recursion, no allocation: the nesting lives in a fixed array on the C
  * stack (CMS_JSON_MAX_DEPTH entries). */
 #include "cms_json.h"
+#include <string.h>
 
 /* string bytes: 0 plain, 1 the closing quote, 2 a backslash, 3 NUL, and in
  * strict mode 4 a raw control character, 5 the first byte of a UTF-8 sequence */
@@ -16,6 +17,31 @@ static const unsigned char num_byte[256] = {['0'] = 1, ['1'] = 1, ['2'] = 1, ['3
 /* one-character escapes */
 static const unsigned char esc_ok[256] = {['"'] = 1, ['\\'] = 1, ['/'] = 1, ['b'] = 1,
                                           ['f'] = 1, ['n'] = 1, ['r'] = 1, ['t'] = 1};
+
+/* eight bytes at a time (SWAR): a word's bytes equal to b, or below n (n <= 0x80) */
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+#define HAS_BYTE(x, b) ((((x) ^ (ONES * (b))) - ONES) & ~((x) ^ (ONES * (b))) & HIGHS)
+#define HAS_LESS(x, n) (((x) - ONES * (n)) & ~(x) & HIGHS)
+
+/* the index of the first byte at or after i that may need a look: a quote, a
+ * backslash, a NUL, and in strict mode a control byte or a byte >= 0x80 */
+static size_t plain_run(const unsigned char *s, size_t n, size_t i, int strict) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  while (i + 8 <= n) {
+    uint64_t x, m;
+    memcpy(&x, s + i, 8);
+    m = strict ? (HAS_BYTE(x, '"') | HAS_BYTE(x, '\\') | HAS_LESS(x, 0x20) | (x & HIGHS))
+               : (HAS_BYTE(x, '"') | HAS_BYTE(x, '\\') | HAS_BYTE(x, 0));
+    /* the lowest flagged byte is always a true one (a borrow only runs upwards) */
+    if (m) return i + (size_t)(__builtin_ctzll(m) >> 3);
+    i += 8;
+  }
+#else
+  (void)s, (void)n, (void)strict;
+#endif
+  return i;
+}
 
 #define IS_DIGIT(c) ((unsigned char)((c) - '0') < 10)
 #define IS_WS(c) ((c) == ' ' || (c) == '\n' || (c) == '\r' || (c) == '\t')
@@ -66,9 +92,15 @@ static size_t utf8_len(const unsigned char *s, size_t n, size_t i) {
  * (size_t)-1 with *st and *at set */
 static size_t scan_string(const unsigned char *s, size_t n, size_t i, const unsigned char *cls,
                           cms_json_status *st, size_t *at) {
+  int strict = cls == strict_class;
   for (;;) {
     unsigned c;
-    while (i < n && !cls[s[i]]) i++;
+    size_t stop = i + 8 < n ? i + 8 : n;
+    while (i < stop && !cls[s[i]]) i++; /* short strings byte by byte, */
+    if (i == stop) {                      /* long ones eight bytes at a time */
+      i = plain_run(s, n, i, strict);
+      while (i < n && !cls[s[i]]) i++;
+    }
     if (i >= n) {
       *st = CMS_JSON_E_END;
       *at = n;
@@ -191,6 +223,7 @@ int cms_json_scan(const char *text, size_t n, unsigned flags, cms_json_info *sc)
   int depth = 0, state = S_VALUE;
   size_t i = 0, nc = 0, at = 0;
   cms_json_status st = CMS_JSON_OK;
+  size_t cap = n <= UINT32_MAX ? sc->boxes_cap : 0;
   sc->top = CMS_JSON_NONE;
   for (;;) {
     unsigned c;
@@ -215,7 +248,7 @@ int cms_json_scan(const char *text, size_t n, unsigned flags, cms_json_info *sc)
         cms_json_type t;
         if (depth > 0) {
           uint32_t top = stack[depth - 1];
-          if (!(top & OBJ_BIT) && top < sc->counts_cap) sc->counts[top]++;
+          if (!(top & OBJ_BIT) && top < cap) sc->boxes[top].count++;
         }
         switch (c) {
           case '{':
@@ -225,7 +258,7 @@ int cms_json_scan(const char *text, size_t n, unsigned flags, cms_json_info *sc)
               at = i;
               goto fail;
             }
-            if (nc < sc->counts_cap) sc->counts[nc] = 0;
+            if (nc < cap) sc->boxes[nc].count = 0;
             t = c == '{' ? CMS_JSON_OBJECT : CMS_JSON_ARRAY;
             stack[depth++] = (uint32_t)(nc < OBJ_BIT - 1 ? nc : OBJ_BIT - 1) |
                              (c == '{' ? OBJ_BIT : 0);
@@ -288,7 +321,7 @@ int cms_json_scan(const char *text, size_t n, unsigned flags, cms_json_info *sc)
         if (i == (size_t)-1) goto fail;
         {
           uint32_t top = stack[depth - 1] & ~OBJ_BIT;
-          if (top < sc->counts_cap) sc->counts[top]++;
+          if (top < cap) sc->boxes[top].count++;
         }
         state = S_COLON;
         continue;
@@ -319,6 +352,13 @@ int cms_json_scan(const char *text, size_t n, unsigned flags, cms_json_info *sc)
     }
   close:
     depth--;
+    {
+      uint32_t k = stack[depth] & ~OBJ_BIT;
+      if (k < cap) {
+        sc->boxes[k].end = (uint32_t)i;
+        sc->boxes[k].next = (uint32_t)nc;
+      }
+    }
     i++;
     state = S_AFTER;
   }
@@ -336,8 +376,8 @@ fail:
 
 int cms_json_check(const char *s, size_t n, const char **why, size_t *at) {
   cms_json_info info;
-  info.counts = NULL;
-  info.counts_cap = 0;
+  info.boxes = NULL;
+  info.boxes_cap = 0;
   if (cms_json_scan(s, n, CMS_JSON_STRICT, &info) == 0) return 0;
   if (why) *why = cms_json_strerror(info.status);
   if (at) *at = info.offset;

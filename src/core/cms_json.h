@@ -43,20 +43,27 @@ typedef enum cms_json_type {
   CMS_JSON_TRUE, CMS_JSON_FALSE, CMS_JSON_NULL
 } cms_json_type;
 
+/* what the scan notes of one container (offsets into the text) */
+typedef struct cms_json_box {
+  uint32_t count; /* members of an object, elements of an array */
+  uint32_t end;   /* offset of its closing bracket */
+  uint32_t next;  /* index of the first container opened after it closes */
+} cms_json_box;
+
 typedef struct cms_json_info {
   cms_json_status status;
   size_t offset;        /* where the scan stopped (the offending byte on failure) */
   cms_json_type top;    /* the type of the top-level value, when status is OK */
-  /* optional, caller-owned: the number of members or elements of each of the
-   * first counts_cap containers, in the order their brackets open; the scan
-   * sets n_containers to how many the text has (possibly > counts_cap) */
-  uint32_t *counts;
-  size_t counts_cap;
+  /* optional, caller-owned: a box for each of the first boxes_cap containers,
+   * in the order their brackets open (texts under 4 GiB); the scan sets
+   * n_containers to how many the text has (possibly > boxes_cap) */
+  cms_json_box *boxes;
+  size_t boxes_cap;
   size_t n_containers;
 } cms_json_info;
 
 /* Scans s[0..n) as one JSON text.  Returns 0 when it is valid, else -1 with
- * info->status and info->offset saying why and where.  counts/counts_cap are
+ * info->status and info->offset saying why and where.  boxes/boxes_cap are
  * read from info (set them, or zero the struct). */
 int cms_json_scan(const char *s, size_t n, unsigned flags, cms_json_info *info);
 

@@ -96,8 +96,17 @@ long cms_utf16_len(const char *str, size_t n) {
   size_t i = 0;
   long units = 0;
   while (i < n) {
-    unsigned c = s[i];
+    unsigned c;
     unsigned cp, need, k;
+    while (i + 8 <= n) { /* ASCII eight bytes at a time */
+      unsigned long long x;
+      memcpy(&x, s + i, 8);
+      if (x & 0x8080808080808080ULL) break;
+      units += 8;
+      i += 8;
+    }
+    if (i >= n) break;
+    c = s[i];
     if (c < 0x80) { units++; i++; continue; }
     if (c >= 0xC2 && c <= 0xDF) { need = 1; cp = c & 0x1F; }
     else if (c >= 0xE0 && c <= 0xEF) { need = 2; cp = c & 0x0F; }

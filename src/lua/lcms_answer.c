@@ -14,6 +14,7 @@
  * `fail` maps directly from the lists, with no intermediate table of entries. */
 #include <locale.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "lcms_answer.h"
@@ -25,9 +26,11 @@ typedef struct rd {
   lua_State *L;
   const unsigned char *s;
   size_t n;
-  const uint32_t *counts;
+  const cms_json_box *boxes;
   size_t ncap;
-  size_t ci; /* index of the next container to open */
+  size_t ci;  /* index of the next container to open */
+  int grow;   /* 1: tables start empty and grow, as lua-cjson builds them (the same
+               * layout, so lua-cjson's encoder writes their keys in the same order) */
 } rd;
 
 #define IS_WS(c) ((c) == ' ' || (c) == '\n' || (c) == '\r' || (c) == '\t')
@@ -38,19 +41,38 @@ static size_t ws(const rd *r, size_t i) {
 }
 
 static uint32_t next_count(rd *r) {
-  uint32_t c = r->ci < r->ncap ? r->counts[r->ci] : 0;
+  uint32_t c = r->ci < r->ncap && !r->grow ? r->boxes[r->ci].count : 0;
   r->ci++;
   return c;
 }
 
 /* r->s[i] is an opening quote: the index after the closing one; *esc says
  * whether a backslash occurs (the text is checked: no bounds to fear) */
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+#define HAS_BYTE(x, b) ((((x) ^ (ONES * (b))) - ONES) & ~((x) ^ (ONES * (b))) & HIGHS)
+
 static size_t str_end(const rd *r, size_t i, int *esc) {
   const unsigned char *s = r->s;
   *esc = 0;
   i++;
   for (;;) {
-    unsigned char c = s[i];
+    unsigned char c;
+    int k;
+    for (k = 0; k < 8 && s[i] != '"' && s[i] != '\\'; k++) i++; /* short ones byte by byte */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    while (k == 8 && i + 8 <= r->n) { /* eight bytes at a time up to a quote or a backslash */
+      uint64_t x, m;
+      memcpy(&x, s + i, 8);
+      m = HAS_BYTE(x, '"') | HAS_BYTE(x, '\\');
+      if (m) { /* the lowest flagged byte is a true one */
+        i += (size_t)(__builtin_ctzll(m) >> 3);
+        break;
+      }
+      i += 8;
+    }
+#endif
+    c = s[i];
     if (c == '"') return i + 1;
     if (c == '\\') {
       *esc = 1;
@@ -82,8 +104,12 @@ static void push_str(rd *r, size_t i, size_t j, int esc) {
   out = o = luaL_buffinitsize(L, &b, (size_t)(end - p)); /* never longer than the text */
   while (p < end) {
     unsigned cp;
-    if (*p != '\\') {
-      *o++ = (char)*p++;
+    if (*p != '\\') { /* the run up to the next backslash, in one copy */
+      const unsigned char *bs = memchr(p, '\\', (size_t)(end - p));
+      size_t k = (size_t)((bs ? bs : end) - p);
+      memcpy(o, p, k);
+      o += k;
+      p += k;
       continue;
     }
     switch (p[1]) {
@@ -136,25 +162,41 @@ static size_t num_end(const rd *r, size_t i, int *plain) {
   return i;
 }
 
-/* the double strtod gives for s[i..j) (what lua-cjson pushes), in any locale */
-static double num_value(const rd *r, size_t i, size_t j, int plain) {
+/* pushes the number s[i..j): an integer literal beyond 2^53 in magnitude as
+ * the string of its digits (a double would change it; lcms_parse.c's rule),
+ * any other number as the double strtod gives (what lua-cjson pushes), in any
+ * locale */
+static void push_number(rd *r, size_t i, size_t j, int plain) {
   const unsigned char *s = r->s;
   char small[64], *copy = small, *end;
-  size_t k, len = j - i;
+  size_t k, len = j - i, nd = len - (s[i] == '-');
   double d;
-  if (plain && len - (s[i] == '-') <= 15) { /* below 10^15 < 2^53: exact as an integer */
+  if (plain && nd <= 16) { /* up to 16 digits: exact as an integer, if <= 2^53 */
     long long v = 0;
     for (k = i + (s[i] == '-'); k < j; k++) v = v * 10 + (s[k] - '0');
-    d = (double)v;
-    return s[i] == '-' ? -d : d; /* "-0" is -0.0, as strtod has it */
+    if (v <= 9007199254740992LL) {
+      d = (double)v;
+      lua_pushnumber(r->L, (lua_Number)(s[i] == '-' ? -d : d)); /* "-0" is -0.0, as in strtod */
+      return;
+    }
+  }
+  if (plain) { /* beyond 2^53 (no leading zeros in checked text) */
+    lua_pushlstring(r->L, (const char *)s + i, len);
+    return;
   }
   if (len >= sizeof small) {
-    copy = malloc(len + 1);
-    if (!copy) return strtod("nan", NULL); /* unreachable in practice; never raises */
+    luaL_Buffer b; /* a long mantissa: Lua-owned scratch, freed on any error */
+    copy = luaL_buffinitsize(r->L, &b, len + 1);
+    memcpy(copy, s + i, len);
+    copy[len] = '\0';
+    luaL_addsize(&b, len + 1);
+    luaL_pushresult(&b);
+    copy = (char *)lua_tostring(r->L, -1);
+  } else {
+    memcpy(copy, s + i, len);
+    copy[len] = '\0';
   }
-  memcpy(copy, s + i, len);
-  copy[len] = '\0';
-  if (!plain) {
+  {
     char dp = localeconv()->decimal_point[0];
     if (dp != '.') {
       char *dot = memchr(copy, '.', len);
@@ -162,8 +204,8 @@ static double num_value(const rd *r, size_t i, size_t j, int plain) {
     }
   }
   d = strtod(copy, &end);
-  if (copy != small) free(copy);
-  return d;
+  if (copy != small) lua_pop(r->L, 1);
+  lua_pushnumber(r->L, (lua_Number)d);
 }
 
 static size_t push_value(rd *r, size_t i);
@@ -222,15 +264,21 @@ static size_t push_value(rd *r, size_t i) {
     case 'n': lua_pushlightuserdata(L, NULL); return i + 4;
     default:
       j = num_end(r, i, &plain);
-      lua_pushnumber(L, (lua_Number)num_value(r, i, j, plain));
+      push_number(r, i, j, plain);
       return j;
   }
 }
 
-/* the index after the value at i, counting the containers it opens */
+/* the index after the value at i, counting the containers it opens: a
+ * container the scan noted is jumped over whole */
 static size_t skip_value(rd *r, size_t i) {
   const unsigned char *s = r->s;
   int depth = 0, esc, plain;
+  if ((s[i] == '{' || s[i] == '[') && r->ci < r->ncap) {
+    const cms_json_box *b = &r->boxes[r->ci];
+    r->ci = b->next;
+    return (size_t)b->end + 1;
+  }
   do {
     i = ws(r, i);
     switch (s[i]) {
@@ -251,12 +299,12 @@ static size_t skip_value(rd *r, size_t i) {
 }
 
 int lcms_json_push(lua_State *L, const char *s, size_t n, const char **why) {
-  uint32_t counts[COUNTS_CAP];
+  cms_json_box boxes[COUNTS_CAP];
   cms_json_info sc;
   rd r;
   memset(&sc, 0, sizeof sc);
-  sc.counts = counts;
-  sc.counts_cap = COUNTS_CAP;
+  sc.boxes = boxes;
+  sc.boxes_cap = COUNTS_CAP;
   if (cms_json_scan(s, n, 0, &sc)) {
     if (why) *why = cms_json_strerror(sc.status);
     return -1;
@@ -265,9 +313,10 @@ int lcms_json_push(lua_State *L, const char *s, size_t n, const char **why) {
   r.L = L;
   r.s = (const unsigned char *)s;
   r.n = n;
-  r.counts = counts;
+  r.boxes = boxes;
   r.ncap = COUNTS_CAP;
   r.ci = 0;
+  r.grow = 0;
   push_value(&r, ws(&r, 0));
   return 0;
 }
@@ -307,6 +356,25 @@ static size_t push_part(rd *r, const part *p) {
   return push_value(r, p->at);
 }
 
+/* an integer of a result: a Lua integer where the runtime has 64-bit
+ * integers; where it has only doubles (5.1, 5.2, LuaJIT), a number up to 2^53
+ * and beyond it the exact decimal string (as lcms_parse.c has it) */
+static void push_int(lua_State *L, long long v) {
+#if LUA_VERSION_NUM >= 503
+  if (sizeof(lua_Integer) >= sizeof(long long)) {
+    lua_pushinteger(L, (lua_Integer)v);
+    return;
+  }
+#endif
+  if (v >= -9007199254740992LL && v <= 9007199254740992LL) {
+    lua_pushnumber(L, (lua_Number)v);
+  } else {
+    char digits[24];
+    snprintf(digits, sizeof digits, "%lld", v);
+    lua_pushstring(L, digits);
+  }
+}
+
 /* time, roomId and type of a success record at the top: integers */
 static int fix_ints(lua_State *L) {
   static const char *const ints[] = {"time", "roomId", "type", NULL};
@@ -316,11 +384,9 @@ static int fix_ints(lua_State *L) {
     long long v;
     lua_getfield(L, -1, ints[k]);
     if (!lua_isnil(L, -1)) {
-      if (!lua_isinteger(L, -1)) {
-        if (to_int(L, -1, &v)) return -1;
-        lua_pushinteger(L, (lua_Integer)v);
-        lua_setfield(L, -3, ints[k]);
-      }
+      if (to_int(L, -1, &v)) return -1;
+      push_int(L, v);
+      lua_setfield(L, -3, ints[k]);
     }
     lua_pop(L, 1);
   }
@@ -366,11 +432,11 @@ static int read_list(rd *r, const part *p, int dst, int is_success) {
             push_str(r, i, j, esc);
             i = j;
           } else {
-            /* a reason that is not text: kept readable as JSON text, written
-             * from lua-cjson's own table so its keys keep today's order */
-            j = skip_value(r, i);
-            if (lcms_json_decode(L, (const char *)s + i, j - i)) return -1;
-            i = j;
+            /* a reason that is not text: kept readable as JSON text, from a
+             * table built as lua-cjson builds it (its keys keep their order) */
+            r->grow = 1;
+            i = push_value(r, i);
+            r->grow = 0;
             if (lcms_json_encode(L, -1)) return -1;
             lua_replace(L, -2);
           }
@@ -444,7 +510,7 @@ static int fail_response(lua_State *L, const char *msg, const char *rid, const c
 
 int lcms_answer_read(lua_State *L, const char *body, size_t len, int msgids,
                      const char *request_id, const char *endpoint, long long *api_code) {
-  uint32_t counts[COUNTS_CAP];
+  cms_json_box boxes[COUNTS_CAP];
   cms_json_info sc;
   part parts[P_COUNT];
   rd r;
@@ -453,19 +519,26 @@ int lcms_answer_read(lua_State *L, const char *body, size_t len, int msgids,
   long long code;
   memset(&sc, 0, sizeof sc);
   memset(parts, 0, sizeof parts);
-  sc.counts = counts;
-  sc.counts_cap = COUNTS_CAP;
+  sc.boxes = boxes;
+  sc.boxes_cap = COUNTS_CAP;
   if (msgids) msgids = lua_absindex(L, msgids);
-  if (cms_json_scan(body, len, 0, &sc) || (sc.top != CMS_JSON_OBJECT && sc.top != CMS_JSON_ARRAY))
+  if (cms_json_scan(body, len, 0, &sc)) {
+    if (memchr(body, 0, len)) /* lua-cjson stopped there, so it gets its own word */
+      return fail_response(L, "the answer holds a NUL byte (JSON text never does)", request_id,
+                           endpoint);
+    return fail_response(L, "the answer is not a JSON object", request_id, endpoint);
+  }
+  if (sc.top != CMS_JSON_OBJECT && sc.top != CMS_JSON_ARRAY)
     return fail_response(L, "the answer is not a JSON object", request_id, endpoint);
   if (sc.top == CMS_JSON_ARRAY)
     return fail_response(L, "the answer has no numeric code", request_id, endpoint);
   r.L = L;
   r.s = (const unsigned char *)body;
   r.n = len;
-  r.counts = counts;
+  r.boxes = boxes;
   r.ncap = COUNTS_CAP;
   r.ci = 1;
+  r.grow = 0;
   /* where the parts are: the last of each name, as a table keeps it */
   i = ws(&r, ws(&r, 0) + 1);
   if (r.s[i] != '}') {
@@ -505,14 +578,10 @@ int lcms_answer_read(lua_State *L, const char *body, size_t len, int msgids,
     const char *desc;
     lcms_errinfo ei = {"api", code, NULL, NULL, code_retryable(code), 1, request_id, endpoint};
     if (parts[P_DESC].at && (r.s[parts[P_DESC].at] == '{' || r.s[parts[P_DESC].at] == '[')) {
-      /* a table, written back as JSON text from lua-cjson's own table (key order) */
-      size_t j;
-      r.ci = parts[P_DESC].ci;
-      j = skip_value(&r, parts[P_DESC].at);
-      if (lcms_json_decode(L, body + parts[P_DESC].at, j - parts[P_DESC].at)) {
-        lua_pop(L, 1); /* the message */
-        lua_pushnil(L);
-      }
+      /* a table, written back as JSON text: built as lua-cjson builds it */
+      r.grow = 1;
+      push_part(&r, &parts[P_DESC]);
+      r.grow = 0;
     } else if (parts[P_DESC].at) {
       push_part(&r, &parts[P_DESC]);
     } else {
@@ -538,17 +607,16 @@ int lcms_answer_read(lua_State *L, const char *body, size_t len, int msgids,
   for (k = P_SUCCESS; k <= P_FAIL; k++) {
     const part *p = &parts[k];
     /* presize the map: one member per entry is the usual shape */
-    int hint = p->at && r.s[p->at] == '[' && p->ci < COUNTS_CAP ? (int)counts[p->ci] : 0;
+    int hint = p->at && r.s[p->at] == '[' && p->ci < COUNTS_CAP ? (int)boxes[p->ci].count : 0;
     lua_createtable(L, 0, hint);
     if (read_list(&r, p, lua_gettop(L), k == P_SUCCESS)) {
       /* a list read in one pass may still pass as a decoded table (a key
        * repeated inside an entry: the last one counts); decide on lua-cjson's
-       * table of the (checked) text, as before this reader */
+       * way of building the whole answer, as before this reader */
       lua_settop(L, top);
-      if (lcms_json_decode(L, body, len) || lua_type(L, -1) != LUA_TTABLE) {
-        lua_settop(L, top);
-        return fail_response(L, "the answer is not a JSON object", request_id, endpoint);
-      }
+      r.grow = 1;
+      r.ci = 0;
+      push_value(&r, ws(&r, 0));
       lua_createtable(L, 0, 6);
       res = lua_gettop(L);
       lua_pushinteger(L, 200);
