@@ -4,22 +4,30 @@
  * not part of `make test`.  Any difference abort()s with the input.
  *
  * Every input is read as a JSON text by all three:
- *   verdict   cms_json_check accepts  =>  lua-cjson (a private cjson.new() with
+ *   verdict   cms_json_scan (the lax level, for answers) accepts  =>  lua-cjson (a private cjson.new() with
  *             decode_invalid_numbers(false), as strict as it goes) and cJSON
  *             (cJSON_ParseWithLengthOpts, the whole input up to trailing white
  *             space) both accept;
- *             both accept => cms_json_check accepts, unless it names one of the
+ *             both accept => cms_json_scan accepts, unless it names one of the
  *             two documented differences, checked here independently: a NUL
  *             byte is in the input (lua-cjson stops at it, cJSON skips it), or
  *             the number at the offset it names does not match RFC 8259's
  *             grammar (regcomp/regexec) though strtod takes it ("1.", "01");
+ *   strict    the strict level (cms_json_check, request fields) accepts only
+ *             what the lax one accepts, and refuses more only for a raw
+ *             control byte (checked at the offset) or a text that is not UTF-8
+ *             (checked with cms_utf16_len);
  *   values    for an accepted text, lcms_json_push gives a value deep-equal to
  *             cjson.decode's (types, float bits, string bytes, keys) and to
  *             cJSON's tree (the last of repeated keys; texts with an escaped
  *             NUL, which cuts cJSON's C strings short, with lua-cjson's only);
+ *             integer literals beyond 2^53 come back as their digits (the
+ *             answers' rule): lua-cjson gets them quoted first, and the digits
+ *             must read as cJSON's double;
  *   answers   lcms_answer_read on the input gives the same result (the res
  *             table, or the error's kind and message) as a reference written
- *             in Lua over cjson.decode (the answer semantics of lcms_parse.c).
+ *             in Lua over cjson.decode: the answer semantics of lcms_parse.c
+ *             (a NUL refused, big integers exact, time/roomId/type integers).
  */
 #define _GNU_SOURCE /* memmem */
 #include <cjson/cJSON.h>
@@ -32,7 +40,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "cms_answer.h"
 #include "cms_json.h"
+#include "cms_rules.h"
 
 int luaopen_commsease(lua_State *L);
 int lcms_json_push(lua_State *L, const char *s, size_t n, const char **why);
@@ -50,7 +60,29 @@ static lua_State *L;
 static regex_t rfc_number;
 static long runs;
 
-/* the reference: cjson.decode, then what lcms_parse.c does with a decoded answer */
+/* quote_big(text): the text with every integer literal beyond 2^53 quoted,
+ * so that lua-cjson gives its digits as a string (src/core/cms_answer.c finds
+ * them, for lcms_parse.c before the reader: the rule the reader follows) */
+static int quote_big(lua_State *L) {
+  size_t n, pos = 0, len = 0, done = 0;
+  const char *s = luaL_checklstring(L, 1, &n);
+  luaL_Buffer b;
+  int r;
+  luaL_buffinit(L, &b);
+  while ((r = cms_answer_next_big(s, n, &pos, &len)) == 1) {
+    luaL_addlstring(&b, s + done, pos - done);
+    luaL_addchar(&b, '"');
+    luaL_addlstring(&b, s + pos, len);
+    luaL_addchar(&b, '"');
+    done = pos += len;
+  }
+  luaL_addlstring(&b, s + done, n - done);
+  luaL_pushresult(&b);
+  return 1;
+}
+
+/* the reference: cjson.decode (big integers quoted first), then what
+ * lcms_parse.c does with a decoded answer */
 static const char *reference_lua =
   "local cjson = require 'cjson'\n"
   "local strict = cjson.new()\n"
@@ -65,11 +97,17 @@ static const char *reference_lua =
   "end\n"
   "local function to_int(v)\n"
   "  if math.type(v) == 'integer' then return v end\n"
+
   "  if type(v) == 'number' then\n"
   "    if v ~= v or v == math.huge or v == -math.huge or v ~= math.floor(v) or math.abs(v) > 9.2e18 then return nil end\n"
   "    return math.tointeger(v)\n"
   "  end\n"
-  "  if type(v) == 'string' and v:match('^%-?%d+$') then\n"
+  "  if type(v) == 'string' then -- a decimal int64, as cms_parse_int64 reads it\n"
+  "    local neg, d = v:match('^(%-?)(%d+)$')\n"
+  "    if not d then return nil end\n"
+  "    d = d:gsub('^0+', '')\n"
+  "    local lim = neg == '-' and '9223372036854775808' or '9223372036854775807'\n"
+  "    if #d > 19 or (#d == 19 and d > lim) then return nil end\n"
   "    return math.tointeger(tonumber(v))\n"
   "  end\n"
   "end\n"
@@ -104,7 +142,8 @@ static const char *reference_lua =
   "  return out\n"
   "end\n"
   "local function answer(body)\n"
-  "  local ok, ans = pcall(strict.decode, body)\n"
+  "  if body:find('%z') then return nil, 'response', 'the answer holds a NUL byte (JSON text never does)' end\n"
+  "  local ok, ans = pcall(strict.decode, quote_big(body))\n"
   "  if not ok or type(ans) ~= 'table' then return nil, 'response', 'the answer is not a JSON object' end\n"
   "  local code = to_int(rawget(ans, 'code'))\n"
   "  if code == nil then return nil, 'response', 'the answer has no numeric code' end\n"
@@ -133,7 +172,7 @@ static const char *reference_lua =
   "  for k in next, b do if rawget(a, k) == nil then return false end end\n"
   "  return true\n"
   "end\n"
-  "return strict.decode, answer, same\n";
+  "return function(s) return strict.decode(quote_big(s)) end, answer, same\n";
 
 enum { R_DECODE = 1, R_ANSWER, R_SAME };
 
@@ -143,6 +182,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   luaL_openlibs(L);
   luaL_requiref(L, "commsease", luaopen_commsease, 0); /* errors' metatable, private cjson */
   lua_pop(L, 1);
+  lua_pushcfunction(L, quote_big);
+  lua_setglobal(L, "quote_big");
   if (luaL_loadstring(L, reference_lua) || lua_pcall(L, 0, 3, 0))
     FAIL("reference: %s", lua_tostring(L, -1));
   /* stack: 1 decode, 2 answer, 3 same */
@@ -177,6 +218,15 @@ static int same_as_cjson(int idx, const cJSON *c, int depth) {
   if (cJSON_IsFalse(c)) return lua_type(L, idx) == LUA_TBOOLEAN && !lua_toboolean(L, idx);
   if (cJSON_IsNumber(c)) {
     double a, b = c->valuedouble;
+    if (lua_type(L, idx) == LUA_TSTRING) { /* an integer beyond 2^53: its digits */
+      const char *d = lua_tostring(L, idx);
+      size_t k = d[0] == '-';
+      if (!d[k]) return 0;
+      for (; d[k]; k++)
+        if (d[k] < '0' || d[k] > '9') return 0;
+      a = strtod(d, NULL);
+      return fabs(a) >= 9007199254740992.0 && memcmp(&a, &b, sizeof a) == 0;
+    }
     if (lua_type(L, idx) != LUA_TNUMBER || lua_isinteger(L, idx)) return 0;
     a = (double)lua_tonumber(L, idx);
     return memcmp(&a, &b, sizeof a) == 0 || (isnan(a) && isnan(b));
@@ -266,6 +316,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
            sc.offset);
     }
   }
+  {
+    cms_json_info st;
+    int strict;
+    memset(&st, 0, sizeof st);
+    strict = cms_json_scan(s, size, CMS_JSON_STRICT, &st) == 0;
+    if (strict && !mine) FAIL("the strict level accepts what the lax one refuses");
+    if (mine && !strict) {
+      if (st.status == CMS_JSON_E_CONTROL) {
+        if (st.offset >= size || data[st.offset] >= 0x20 || data[st.offset] == 0)
+          FAIL("refused for a control byte there is not (at %zu)", st.offset);
+      } else if (st.status == CMS_JSON_E_UTF8) {
+        if (cms_utf16_len(s, size) >= 0) FAIL("refused valid UTF-8 (at %zu)", st.offset);
+      } else {
+        FAIL("the strict level refuses more than strings: %s", cms_json_strerror(st.status));
+      }
+    }
+  }
   if (mine) {
     const char *why = NULL;
     if (lcms_json_push(L, s, size, &why)) FAIL("the reader refused a checked text: %s", why);
@@ -289,13 +356,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     lua_pushvalue(L, R_ANSWER);
     lua_pushlstring(L, s, size);
     lua_call(L, 1, 3); /* res | nil, kind, message */
-    if (!mine && (sc.status == CMS_JSON_E_NUL || sc.status == CMS_JSON_E_NUMBER)) {
-      /* a documented difference: lua-cjson may read such a text (up to the
-       * NUL, or "1." as 1); the reader must refuse it as not JSON */
+    if (!mine && sc.status == CMS_JSON_E_NUMBER && !memchr(s, 0, size)) {
+      /* the documented difference: lua-cjson reads "1." as 1 (and cJSON "01");
+       * the reader must refuse such a text as not JSON */
       lua_getfield(L, top + 2, "message");
       if (nres != 2 || !lua_isstring(L, -1) ||
           strcmp(lua_tostring(L, -1), "the answer is not a JSON object") != 0)
-        FAIL("a text refused for a NUL or a number was read as an answer");
+        FAIL("a text refused for its number was read as an answer");
       goto done;
     }
     if (nres == 1) {
