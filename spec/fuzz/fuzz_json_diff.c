@@ -25,7 +25,8 @@
  *             answers' rule): lua-cjson gets them quoted first, and the digits
  *             must read as cJSON's double;
  *   answers   lcms_answer_read on the input gives the same result (the res
- *             table, or the error's kind and message) as a reference written
+ *             table, or the error's kind and message; full records, and with
+ *             LCMS_ANSWER_OUTCOMES each record's time only) as a reference written
  *             in Lua over cjson.decode: the answer semantics of lcms_parse.c
  *             (a NUL refused, big integers exact, time/roomId/type integers).
  */
@@ -47,7 +48,9 @@
 int luaopen_commsease(lua_State *L);
 int lcms_json_push(lua_State *L, const char *s, size_t n, const char **why);
 int lcms_answer_read(lua_State *L, const char *body, size_t len, int msgids,
-                     const char *request_id, const char *endpoint, long long *api_code);
+                     const char *request_id, const char *endpoint, long long *api_code,
+                     unsigned flags);
+#define LCMS_ANSWER_OUTCOMES 1u
 
 #define FAIL(...)                                                 \
   do {                                                            \
@@ -143,6 +146,8 @@ static const char *reference_lua =
   "end\n"
   "local function answer(body)\n"
   "  if body:find('%z') then return nil, 'response', 'the answer holds a NUL byte (JSON text never does)' end\n"
+  "  -- valid JSON as it came (quoting a big integer key would make it valid)\n"
+  "  if not pcall(strict.decode, body) then return nil, 'response', 'the answer is not a JSON object' end\n"
   "  local ok, ans = pcall(strict.decode, quote_big(body))\n"
   "  if not ok or type(ans) ~= 'table' then return nil, 'response', 'the answer is not a JSON object' end\n"
   "  local code = to_int(rawget(ans, 'code'))\n"
@@ -172,9 +177,21 @@ static const char *reference_lua =
   "  for k in next, b do if rawget(a, k) == nil then return false end end\n"
   "  return true\n"
   "end\n"
-  "return function(s) return strict.decode(quote_big(s)) end, answer, same\n";
+  "-- results = 'outcomes': each record as its time, or true\n"
+  "local function outcomes(body)\n"
+  "  local res, kind, msg = answer(body)\n"
+  "  if res then\n"
+  "    for id, rec in next, res.success do\n"
+  "      local t = rawget(rec, 'time')\n"
+  "      if t == nil then t = true end\n"
+  "      res.success[id] = t\n"
+  "    end\n"
+  "  end\n"
+  "  return res, kind, msg\n"
+  "end\n"
+  "return function(s) strict.decode(s) return strict.decode(quote_big(s)) end, answer, same, outcomes\n";
 
-enum { R_DECODE = 1, R_ANSWER, R_SAME };
+enum { R_DECODE = 1, R_ANSWER, R_SAME, R_OUTCOMES };
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc, (void)argv;
@@ -184,9 +201,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   lua_pop(L, 1);
   lua_pushcfunction(L, quote_big);
   lua_setglobal(L, "quote_big");
-  if (luaL_loadstring(L, reference_lua) || lua_pcall(L, 0, 3, 0))
+  if (luaL_loadstring(L, reference_lua) || lua_pcall(L, 0, 4, 0))
     FAIL("reference: %s", lua_tostring(L, -1));
-  /* stack: 1 decode, 2 answer, 3 same */
+  /* stack: 1 decode, 2 answer, 3 same, 4 outcomes */
   if (regcomp(&rfc_number, "^-?(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][-+]?[0-9]+)?$",
               REG_EXTENDED | REG_NOSUB))
     FAIL("regcomp");
@@ -296,7 +313,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const char *s = (const char *)data;
   cms_json_info sc;
   cJSON *tree = NULL;
-  int mine, lua_ok, c_ok, top = lua_gettop(L);
+  int mine, lua_ok, c_ok, mode, top = lua_gettop(L);
   memset(&sc, 0, sizeof sc);
   mine = cms_json_scan(s, size, 0, &sc) == 0;
   lua_pushvalue(L, R_DECODE);
@@ -349,11 +366,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   cJSON_Delete(tree);
   lua_settop(L, top);
-  /* the answer: the reader against the reference */
-  {
-    int nres = lcms_answer_read(L, s, size, 0, NULL, NULL, NULL); /* top+1 (.. top+2) */
+  /* the answer: the reader against the reference, full records and outcomes */
+  for (mode = 0; mode < 2; mode++) {
+    int nres = lcms_answer_read(L, s, size, 0, NULL, NULL, NULL,
+                                mode ? LCMS_ANSWER_OUTCOMES : 0); /* top+1 (.. top+2) */
     int ref_base = lua_gettop(L);
-    lua_pushvalue(L, R_ANSWER);
+    lua_pushvalue(L, mode ? R_OUTCOMES : R_ANSWER);
     lua_pushlstring(L, s, size);
     lua_call(L, 1, 3); /* res | nil, kind, message */
     if (!mine && sc.status == CMS_JSON_E_NUMBER && !memchr(s, 0, size)) {
@@ -363,7 +381,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       if (nres != 2 || !lua_isstring(L, -1) ||
           strcmp(lua_tostring(L, -1), "the answer is not a JSON object") != 0)
         FAIL("a text refused for its number was read as an answer");
-      goto done;
+      lua_settop(L, top);
+      continue;
     }
     if (nres == 1) {
       if (lua_isnil(L, ref_base + 1)) FAIL("the reader read an answer the reference refuses: %s",
@@ -372,7 +391,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       lua_pushvalue(L, top + 1);
       lua_pushvalue(L, ref_base + 1);
       lua_call(L, 2, 1);
-      if (!lua_toboolean(L, -1)) FAIL("the result tables differ from the reference's");
+      if (!lua_toboolean(L, -1))
+        FAIL("the result tables differ from the reference's (%s)", mode ? "outcomes" : "full");
     } else {
       const char *kind, *msg, *rkind, *rmsg;
       if (!lua_isnil(L, ref_base + 1)) {
@@ -389,8 +409,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FAIL("errors differ: %s/%s against the reference's %s/%s", kind ? kind : "?",
              msg ? msg : "?", rkind, rmsg);
     }
+    lua_settop(L, top);
   }
-done:
   lua_settop(L, top);
   if (++runs % 4096 == 0) lua_gc(L, LUA_GCCOLLECT, 0);
   return 0;

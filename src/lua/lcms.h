@@ -120,6 +120,7 @@ typedef struct lcms_run {
   cms_sched *s;
   lcms_rid *rids;     /* 1..n, the RequestId of each call ("" until its first attempt) */
   int fanout;         /* calls of a fan-out: resends marked, bodies encoded again */
+  int outcomes;       /* opts.results = "outcomes": res.success[msgId] = time only */
   /* stack indexes while the run is worked on */
   int list, results, ids, perr, progress, bodies;
 } lcms_run;
@@ -147,6 +148,7 @@ typedef struct lcms_runopts {
   cms_sched_opts sched;
   double deadline_s;   /* 0 = none */
   int progress;        /* stack index of on_progress, 0 = none */
+  int outcomes;        /* opts.results: 0 "full" (the default), 1 "outcomes" */
 } lcms_runopts;
 /* reads the options table at idx (nil: defaults); raises on misuse */
 void lcms_read_runopts(lua_State *L, int idx, lcms_runopts *o, int fanout, int default_retries,

@@ -393,9 +393,69 @@ static int fix_ints(lua_State *L) {
   return 0;
 }
 
+/* a success record at i, kept as its outcome only (results = "outcomes"):
+ * pushes its time (an integer, as fix_ints makes it) or true when it has
+ * none, and returns the index after it; (size_t)-1 when time, roomId or type
+ * is not an integer (nothing pushed).  The record's table is never built. */
+static size_t push_outcome(rd *r, size_t i) {
+  static const char *const names[] = {"time", "roomId", "type"};
+  lua_State *L = r->L;
+  const unsigned char *s = r->s;
+  size_t at[3] = {0, 0, 0}, ci_at[3] = {0, 0, 0}, after, keep;
+  long long v, time = 0;
+  int k;
+  if (s[i] == '[') { /* a table with no fields */
+    after = skip_value(r, i);
+    lua_pushboolean(L, 1);
+    return after;
+  }
+  r->ci++;
+  i = ws(r, i + 1);
+  if (s[i] != '}') {
+    for (;;) {
+      int esc, which = -1;
+      size_t j = str_end(r, i, &esc), klen = j - i - 2;
+      const char *key = (const char *)s + i + 1;
+      if (esc) { /* an escaped name: compare what it decodes to */
+        push_str(r, i, j, esc);
+        key = lua_tolstring(L, -1, &klen);
+      }
+      for (k = 0; k < 3; k++)
+        if (klen == strlen(names[k]) && memcmp(key, names[k], klen) == 0) which = k;
+      if (esc) lua_pop(L, 1);
+      i = ws(r, ws(r, j) + 1);
+      if (which >= 0) { /* the last one of a name counts */
+        at[which] = i;
+        ci_at[which] = r->ci;
+      }
+      i = ws(r, skip_value(r, i));
+      if (s[i] == '}') break;
+      i = ws(r, i + 1);
+    }
+  }
+  after = i + 1;
+  keep = r->ci;
+  for (k = 0; k < 3; k++) {
+    if (!at[k]) continue;
+    r->ci = ci_at[k];
+    push_value(r, at[k]);
+    if (to_int(L, -1, &v)) {
+      lua_pop(L, 1);
+      r->ci = keep;
+      return (size_t)-1;
+    }
+    lua_pop(L, 1);
+    if (k == 0) time = v;
+  }
+  r->ci = keep;
+  if (at[0]) push_int(L, time);
+  else lua_pushboolean(L, 1);
+  return after;
+}
+
 /* success or fail at p: an array of objects keyed by msgId (or absent, null,
  * or an empty object, as a decoded table would pass) -> the map at dst */
-static int read_list(rd *r, const part *p, int dst, int is_success) {
+static int read_list(rd *r, const part *p, int dst, int is_success, int outcomes) {
   lua_State *L = r->L;
   const unsigned char *s = r->s;
   size_t i = p->at;
@@ -425,8 +485,13 @@ static int read_list(rd *r, const part *p, int dst, int is_success) {
           i = ws(r, ws(r, j) + 1);
           if (is_success) {
             if (s[i] != '{' && s[i] != '[') return -1;
-            i = push_value(r, i);
-            if (fix_ints(L)) return -1;
+            if (outcomes) {
+              i = push_outcome(r, i);
+              if (i == (size_t)-1) return -1;
+            } else {
+              i = push_value(r, i);
+              if (fix_ints(L)) return -1;
+            }
           } else if (s[i] == '"') {
             j = str_end(r, i, &esc);
             push_str(r, i, j, esc);
@@ -509,7 +574,8 @@ static int fail_response(lua_State *L, const char *msg, const char *rid, const c
 }
 
 int lcms_answer_read(lua_State *L, const char *body, size_t len, int msgids,
-                     const char *request_id, const char *endpoint, long long *api_code) {
+                     const char *request_id, const char *endpoint, long long *api_code,
+                     unsigned flags) {
   cms_json_box boxes[COUNTS_CAP];
   cms_json_info sc;
   part parts[P_COUNT];
@@ -609,7 +675,7 @@ int lcms_answer_read(lua_State *L, const char *body, size_t len, int msgids,
     /* presize the map: one member per entry is the usual shape */
     int hint = p->at && r.s[p->at] == '[' && p->ci < COUNTS_CAP ? (int)boxes[p->ci].count : 0;
     lua_createtable(L, 0, hint);
-    if (read_list(&r, p, lua_gettop(L), k == P_SUCCESS)) {
+    if (read_list(&r, p, lua_gettop(L), k == P_SUCCESS, (flags & LCMS_ANSWER_OUTCOMES) != 0)) {
       /* a list read in one pass may still pass as a decoded table (a key
        * repeated inside an entry: the last one counts); decide on lua-cjson's
        * way of building the whole answer, as before this reader */
@@ -629,6 +695,22 @@ int lcms_answer_read(lua_State *L, const char *body, size_t len, int msgids,
           return fail_response(L, k == P_SUCCESS ? "the answer's success list is malformed"
                                                  : "the answer's fail list is malformed",
                                request_id, endpoint);
+        }
+        if (k == P_SUCCESS && (flags & LCMS_ANSWER_OUTCOMES)) {
+          /* outcomes only: each record becomes its time, or true */
+          int dst = lua_gettop(L);
+          lua_pushnil(L);
+          while (lua_next(L, dst)) {
+            lua_getfield(L, -1, "time");
+            if (lua_isnil(L, -1)) {
+              lua_pop(L, 1);
+              lua_pushboolean(L, 1);
+            }
+            lua_replace(L, -2);
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_rawset(L, dst);
+          }
         }
         lua_setfield(L, res, k == P_SUCCESS ? "success" : "fail");
       }

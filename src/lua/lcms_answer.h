@@ -13,8 +13,13 @@ int lcms_json_push(lua_State *L, const char *s, size_t n, const char **why);
 
 /* A status-200 answer body -> res (pushed, returns 1) or nil, err (pushed,
  * returns 2), with lcms_parse_answer's semantics: one pass checks every byte,
- * one builds the result tables. */
+ * one builds the result tables.  flags: LCMS_ANSWER_OUTCOMES keeps of each
+ * delivered message only its time (res.success[msgId] = time, or true when
+ * the record has none) and never builds the record; the same answers are
+ * accepted and refused. */
+#define LCMS_ANSWER_OUTCOMES 1u
 int lcms_answer_read(lua_State *L, const char *body, size_t len, int msgids,
-                     const char *request_id, const char *endpoint, long long *api_code);
+                     const char *request_id, const char *endpoint, long long *api_code,
+                     unsigned flags);
 
 #endif

@@ -58,6 +58,14 @@ void lcms_read_runopts(lua_State *L, int opts, lcms_runopts *o, int fanout, int 
   }
   lua_pop(L, 1);
   if (!fanout) o->sched.backoff_ms = 0; /* send_all fails over at once, as send does */
+  lua_getfield(L, opts, "results");
+  if (!lua_isnil(L, -1)) {
+    const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
+    if (strcmp(v, "outcomes") == 0) o->outcomes = 1;
+    else if (strcmp(v, "full") != 0)
+      luaL_error(L, "commsease: opts.results must be \"full\" or \"outcomes\"");
+  }
+  lua_pop(L, 1);
   lua_getfield(L, opts, "on_progress");
   if (!lua_isnil(L, -1)) {
     if (!lua_isfunction(L, -1)) luaL_error(L, "commsease: opts.on_progress must be a function");
