@@ -11,13 +11,14 @@
  *     time, roomId, type as number or numeric string, msgid_client) and every
  *     fail entry, as a client that hands back per-message results must.
  *
- *   c_client --url BASE [--mode easy|multi|body] [--n N] [--concurrency C]
+ *   c_client --url BASE [--mode easy|multi|body|parse] [--n N] [--concurrency C]
  *            [--params light|realistic] [--appkey K] [--secret S] [--name NAME]
  *
  * --params picks the parameters (bench/batch.h): light ("hello" as every
  * attach) or realistic (224 bytes of mixed-script text and a JSON ext per
  * message).  body: print the form body once and exit (run.lua compares it
- * with the module's).
+ * with the module's).  parse: fetch the answer once, then parse it N times
+ * (cJSON and the walk below, no I/O in the loop).
  *
  * easy: one easy handle, N requests in sequence on one kept-alive connection.
  * multi: C easy handles on one multi handle (C connections), N requests.
@@ -454,13 +455,14 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "--n") == 0) n = num_arg(a, v, 1, 10000000), i++;
     else if (strcmp(a, "--concurrency") == 0) conc = num_arg(a, v, 1, 256), i++;
     else {
-      fprintf(stderr, "usage: c_client --url BASE [--mode easy|multi|body] [--n N] "
+      fprintf(stderr, "usage: c_client --url BASE [--mode easy|multi|body|parse] [--n N] "
                       "[--concurrency C] [--params light|realistic] [--appkey K] [--secret S] "
                       "[--name NAME]\n");
       return 2;
     }
   }
-  if (!base_url || (strcmp(mode, "easy") && strcmp(mode, "multi") && strcmp(mode, "body")) ||
+  if (!base_url ||
+      (strcmp(mode, "easy") && strcmp(mode, "multi") && strcmp(mode, "body") && strcmp(mode, "parse")) ||
       (strcmp(batch, "light") && strcmp(batch, "realistic")) || strlen(secret) > 128 ||
       strlen(appkey) > 100) {
     fprintf(stderr, "c_client: --url is required; --mode is easy, multi or body; --params is "
@@ -475,6 +477,27 @@ int main(int argc, char **argv) {
     msgs[i].ext = strcmp(batch, "light") ? BATCH_REALISTIC_EXT : NULL;
   }
   for (i = 0; i < N_RECIPIENTS; i++) snprintf(accids[i], sizeof accids[i], "p%d", i + 1);
+  if (strcmp(mode, "parse") == 0) { /* the answer fetched once, then parsed n times */
+    xfer x;
+    result res[2 * N_MESSAGES];
+    long k, good = 0;
+    long status = 0;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (xfer_init(&x) || xfer_arm(&x) || curl_easy_perform(x.h) != CURLE_OK) return 1;
+    curl_easy_getinfo(x.h, CURLINFO_RESPONSE_CODE, &status);
+    c0 = cpu_seconds();
+    w0 = wall_seconds();
+    for (k = 0; k < n; k++)
+      good += parse_answer(status, x.answer.p, x.answer.len, res,
+                           (int)(sizeof res / sizeof res[0])) == N_MESSAGES;
+    wall = wall_seconds() - w0;
+    cpu = cpu_seconds() - c0;
+    xfer_free(&x);
+    curl_global_cleanup();
+    printf("RESULT name=c_parse n=%ld ok=%ld wall_s=%.4f reqps=%.1f cpu_us=%.2f\n", n, good, wall,
+           wall > 0 ? n / wall : 0.0, cpu * 1e6 / n);
+    return good == n ? 0 : 1;
+  }
   if (strcmp(mode, "body") == 0) {
     buf body = {0}, scratch = {0};
     if (build_body(&body, &scratch)) return 1;

@@ -1,7 +1,7 @@
 -- module_client.lua -- the commsease module under load, one case per process.
 --   lua5.4 bench/module_client.lua --url BASE --mode send|send_all|prepare|rss
 --          [--n N] [--concurrency C] [--batch B] [--appkey K] [--secret S] [--n1 N] [--n2 N]
---          [--params light|realistic]   (modes also: parse, body)
+--          [--params light|realistic] [--results full|outcomes]   (modes also: parse, body)
 -- Prints RESULT lines (see common.lua); send_all without c.send_all prints a
 -- SKIP line.  rss: N1 sends, VmHWM; on to N2 sends in all, VmHWM again.
 package.path = "bench/?.lua;" .. package.path
@@ -10,7 +10,7 @@ local common = require "common"
 local commsease = require "commsease"
 
 local o = common.args(arg, {mode = "send", n = 1000, concurrency = 8, appkey = "benchkey",
-  secret = "benchsecret", n1 = 10000, n2 = 100000, params = "light"})
+  secret = "benchsecret", n1 = 10000, n2 = 100000, params = "light", results = "full"})
 assert(o.url, "--url is required")
 
 local function new_client()
@@ -82,6 +82,7 @@ elseif o.mode == "send_all" then
   -- --batch B: the N calls as N/B send_all calls of B (default: one of N)
   local batch = math.min(o.batch or o.n, o.n)
   if batch < o.n then name = name .. "_batch" .. batch end
+  if o.results ~= "full" then name = name .. "_" .. o.results end
   local list = {}
   for i = 1, batch do list[i] = p end
   local ok, sent = 0, 0
@@ -89,7 +90,8 @@ elseif o.mode == "send_all" then
   while sent < o.n do
     local k = math.min(batch, o.n - sent)
     if k < batch then list = {table.unpack(list, 1, k)} end
-    local out = c:send_all(list, {concurrency = o.concurrency})
+    local out = c:send_all(list, {concurrency = o.concurrency,
+      results = o.results ~= "full" and o.results or nil})
     for i = 1, k do
       local r = out[i]
       if r and full_success(r.res) then ok = ok + 1 end

@@ -327,6 +327,13 @@ local ok_main, err_main = pcall(function()
      cmd = L .. " --mode send_all --concurrency 8 --n " .. N, ir = true},
     {id = "send_all32", label = "module send_all c=32", base = "c_multi32",
      cmd = L .. " --mode send_all --concurrency 32 --n " .. N},
+    {id = "send_all8_outcomes", label = "module send_all c=8, results = \"outcomes\"",
+     base = "c_multi8", cmd = L .. " --mode send_all --concurrency 8 --results outcomes --n " .. N,
+     ir = true},
+    {id = "c_parse", label = "plain C, cJSON parse + walk of the answer (no I/O)",
+     cmd = C .. " --mode parse --n " .. N_PREP, ir = true},
+    {id = "parse", label = "module commsease.parse (no I/O)", base = "c_parse",
+     cmd = L .. " --mode parse --n " .. N_PREP, ir = true},
     {id = "pure_http", label = "pure Lua, socket.http (new conn each)", base = "c_easy",
      cmd = P .. " --mode http --n " .. N_PURE},
     {id = "pure_raw", label = "pure Lua, raw socket keep-alive", base = "c_easy",
@@ -495,6 +502,9 @@ local ok_main, err_main = pcall(function()
     target("[" .. b .. "] send_all c=8 CPU vs plain-C multi c=8",
       cpu_ratio(id("send_all8"), id("c_multi8")), 1.2,
       "%.2f× (target ≤ %.2f×)" .. ir_note(id("send_all8"), id("c_multi8")), true)
+    target("[" .. b .. "] send_all c=8 outcomes CPU vs plain-C multi c=8",
+      cpu_ratio(id("send_all8_outcomes"), id("c_multi8")), 1.2,
+      "%.2f× (target ≤ %.2f×)" .. ir_note(id("send_all8_outcomes"), id("c_multi8")), true)
     target("[" .. b .. "] send_all c=32 CPU vs plain-C multi c=32",
       cpu_ratio(id("send_all32"), id("c_multi32")), 1.2, "%.2f× (target ≤ %.2f×)", true)
     target("[" .. b .. "] prepare() cheaper than pure Lua 5.4 by",
@@ -517,7 +527,9 @@ local ok_main, err_main = pcall(function()
   end
   local fastest = 0
   for _, c in ipairs(rows) do
-    if c.mrps and not c.case:find("prepare") then fastest = math.max(fastest, c.mrps) end
+    if c.mrps and not c.case:find("prepare") and not c.case:find("parse") then
+      fastest = math.max(fastest, c.mrps)
+    end
   end
   if fixed_rps then
     print(string.format("server headroom: fastest client case %.0f req/s = %.0f%% of the fixed "
