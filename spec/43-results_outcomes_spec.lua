@@ -140,7 +140,7 @@ describe("opts.results", function()
 
   it("refuses another value (misuse raises)", function()
     assert.has_error(function() client:send_all({params("x", 1)}, {results = "some"}) end,
-      'commsease: opts.results must be "full" or "outcomes"')
+      'client:send_all: option \'results\' must be "full" or "outcomes" (argument #2)')
     assert.has_error(function() client:fanout(params("x", 1), {results = 1}) end)
     assert.has_error(function() client:plan(params("x", 1), {results = true}) end)
   end)

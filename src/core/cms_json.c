@@ -399,3 +399,24 @@ const char *cms_json_strerror(cms_json_status st) {
   }
   return "not JSON";
 }
+
+long cms_json_nul_escape(const char *s, size_t n) {
+  size_t i = 0;
+  int in_string = 0;
+  while (i < n) {
+    char c = s[i];
+    if (!in_string) {
+      if (c == '"') in_string = 1;
+      i++;
+    } else if (c == '"') {
+      in_string = 0;
+      i++;
+    } else if (c == '\\' && i + 1 < n) {
+      if (s[i + 1] == 'u' && n - i >= 6 && memcmp(s + i + 2, "0000", 4) == 0) return (long)i;
+      i += 2;
+    } else {
+      i++;
+    }
+  }
+  return -1;
+}

@@ -75,4 +75,9 @@ int cms_json_check(const char *s, size_t n, const char **why, size_t *at);
 /* the reason for a status, e.g. "a number outside the JSON grammar" */
 const char *cms_json_strerror(cms_json_status st);
 
+/* In JSON text that passed cms_json_check: the 0-based offset of the first
+ * \u0000 escape inside a string (a NUL character, which NUL-terminated
+ * decoders like cJSON silently cut the string at), or -1 if there is none. */
+long cms_json_nul_escape(const char *s, size_t n);
+
 #endif

@@ -263,7 +263,7 @@ int lcms_plan(lua_State *L) {
   int meta, list, pcalls, uv, n, i;
   luaL_checkstack(L, 40, "commsease: no room on the Lua stack for plan");
   lua_settop(L, 3);
-  lcms_read_runopts(L, 3, &o, 1, 3, "plan");
+  lcms_read_runopts(L, 3, &o, 1, 3, "client:plan");
   if (lcms_chunk_params(L, 2, &e)) return lcms_push_invalid(L, &e);
   meta = lua_gettop(L);
   list = meta - 1;
