@@ -56,20 +56,18 @@ int cms_form_lit(cms_buf *b, const char *s) { return cms_form_escape(b, s, strle
                  ((c) >= 'a' && (c) <= 'z') || (c) == '-' || (c) == '.' || (c) == '_' || (c) == '~')
 #define QB(c) ((c) == '"' || (c) == '\\')
 #define CTL(c) ((c) < 0x20)
-#define JE(c)                                                                               \
-  {{(char)(KEEP(c) ? (c) : '%'), (char)(KEEP(c) ? 0 : QB(c) || CTL(c) ? '5' : HX((c) >> 4)),  \
-    (char)(KEEP(c) ? 0 : QB(c) || CTL(c) ? 'C' : HX((c) & 15)),                              \
-    (char)(QB(c) ? '%' : CTL(c) ? 'u' : 0), (char)(QB(c) ? HX((c) >> 4) : CTL(c) ? '0' : 0), \
-    (char)(QB(c) ? HX((c) & 15) : CTL(c) ? '0' : 0), (char)(CTL(c) ? HX((c) >> 4) : 0),      \
-    (char)(CTL(c) ? HX((c) & 15) : 0)},                                                      \
-   (unsigned char)(KEEP(c) ? 1 : QB(c) ? 6 : CTL(c) ? 8 : 3)}
-#define JE4(c) JE(c), JE((c) + 1), JE((c) + 2), JE((c) + 3)
-#define JE16(c) JE4(c), JE4((c) + 4), JE4((c) + 8), JE4((c) + 12)
-#define JE64(c) JE16(c), JE16((c) + 16), JE16((c) + 32), JE16((c) + 48)
-static const struct jent {
-  char s[8];
-  unsigned char len;
-} jtab[256] = {JE64(0), JE64(64), JE64(128), JE64(192)};
+#define JE(c)                                                                              \
+  {(char)(KEEP(c) ? (c) : '%'), (char)(KEEP(c) ? 0 : QB(c) || CTL(c) ? '5' : HX((c) >> 4)),  \
+   (char)(KEEP(c) ? 0 : QB(c) || CTL(c) ? 'C' : HX((c) & 15)),                              \
+   (char)(QB(c) ? '%' : CTL(c) ? 'u' : 0), (char)(QB(c) ? HX((c) >> 4) : CTL(c) ? '0' : 0), \
+   (char)(QB(c) ? HX((c) & 15) : CTL(c) ? '0' : 0), (char)(CTL(c) ? HX((c) >> 4) : 0),      \
+   (char)(CTL(c) ? HX((c) & 15) : 0)}
+#define JL(c) (unsigned char)(KEEP(c) ? 1 : QB(c) ? 6 : CTL(c) ? 8 : 3)
+#define R4(M, c) M(c), M((c) + 1), M((c) + 2), M((c) + 3)
+#define R16(M, c) R4(M, c), R4(M, (c) + 4), R4(M, (c) + 8), R4(M, (c) + 12)
+#define R64(M, c) R16(M, c), R16(M, (c) + 16), R16(M, (c) + 32), R16(M, (c) + 48)
+static const char jtab[256][8] = {R64(JE, 0), R64(JE, 64), R64(JE, 128), R64(JE, 192)};
+static const unsigned char jlen[256] = {R64(JL, 0), R64(JL, 64), R64(JL, 128), R64(JL, 192)};
 
 int cms_form_json_string(cms_buf *b, const char *s, size_t n) {
   const unsigned char *p = (const unsigned char *)s;
@@ -81,9 +79,8 @@ int cms_form_json_string(cms_buf *b, const char *s, size_t n) {
   if (n > ((size_t)-1 - 16) / 18 || !(o = room(b, 18 * n + 16))) return -1;
   *o++ = '%', *o++ = '2', *o++ = '2'; /* " */
   for (i = 0; i < n; i++) {
-    const struct jent *e = &jtab[p[i]];
-    memcpy(o, e->s, 8);
-    o += e->len;
+    memcpy(o, jtab[p[i]], 8);
+    o += jlen[p[i]];
   }
   *o++ = '%', *o++ = '2', *o++ = '2';
   b->len = (size_t)(o - b->data);
