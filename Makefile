@@ -44,6 +44,8 @@ MODULE   = $(BUILD)/commsease.so
 EMULATOR = $(BUILD)/commsease-emulator
 CORETEST = $(BUILD)/core-test
 SCHEDTEST = $(BUILD)/sched-test
+OOMTEST  = $(BUILD)/oom-test
+LUA_LIB  ?= -llua$(LUA_VERSION)
 SPECFORK = $(BUILD)/spec_fork.so
 
 .PHONY: all deps deps-check test test-plain test-asan test-compat demo bench fuzz lint install clean \
@@ -73,6 +75,11 @@ $(CORETEST): spec/c/core_test.c $(CORE_OBJ)
 # the fan-out scheduler on a fake clock, no Lua, no server
 $(SCHEDTEST): spec/c/sched_test.c $(CORE_OBJ)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcurl -lcrypto
+
+# the binding under memory failure: Lua embedded with a failing allocator (test-only)
+$(OOMTEST): spec/c/oom_test.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LUA_CFLAGS) -o $@ $< $(LUA_LIB)
 
 # fork() for spec/41-fork_spec.lua on Lua 5.4 (Debian's lua-posix stops at 5.3); test-only
 $(SPECFORK): spec/c/spec_fork.c
@@ -116,18 +123,21 @@ jit:
 rockspec-check:
 	LUA=$(LUA) LUA_VERSION=$(LUA_VERSION) rockspec/check.sh
 
-test-plain: all $(CORETEST) $(SCHEDTEST) $(SPECFORK) jit
+test-plain: all $(CORETEST) $(SCHEDTEST) $(OOMTEST) $(SPECFORK) jit
 	$(CORETEST)
 	$(SCHEDTEST)
+	$(OOMTEST) $(BUILD)
 	COMMSEASE_BUILD=$(BUILD) COMMSEASE_JIT_BUILD=$(JIT_BUILD) spec/run-busted.sh $(BUSTED)
 
 ASAN_LIB = $(shell $(CC) -print-file-name=libasan.so)
 test-asan: jit
-	$(MAKE) all build-asan/core-test build-asan/sched-test build-asan/spec_fork.so BUILD=build-asan \
+	$(MAKE) all build-asan/core-test build-asan/sched-test build-asan/oom-test build-asan/spec_fork.so \
+	  BUILD=build-asan \
 	  CFLAGS="-O1 -g -fno-omit-frame-pointer" \
 	  SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 	ASAN_OPTIONS=detect_leaks=1 build-asan/core-test
 	ASAN_OPTIONS=detect_leaks=1 build-asan/sched-test
+	ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=spec/c/oom_lsan.supp build-asan/oom-test build-asan
 	COMMSEASE_BUILD=build-asan COMMSEASE_JIT_BUILD=$(JIT_BUILD) LD_PRELOAD=$(ASAN_LIB) \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  spec/run-busted.sh $(BUSTED)
