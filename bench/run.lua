@@ -371,6 +371,8 @@ local ok_main, err_main = pcall(function()
     print(string.format("server headroom: fastest client case %.0f req/s = %.0f%% of the fixed "
       .. "server's wrk ceiling (%.0f req/s)", fastest, 100 * fastest / fixed_rps, fixed_rps))
   end
+  -- the shared rate stores: a draw's cost per store, 4 processes on one shm: budget
+  os.execute(LUA .. " bench/rate_store.lua")
   print(string.format("bench finished in %.0f s", socket.gettime() - t_start))
 end)
 stop_servers()

@@ -780,7 +780,10 @@ int emu_api_handle(emu_server *s, struct MHD_Connection *c, const char *method,
   }
 
   pthread_mutex_lock(&s->mu);
-  rl = emu_rate_check(&s->st, emu_mono_now());
+  {
+    const emu_kv *from = k.form_rc == 0 ? emu_form_get(&k.form, "fromAccid") : NULL;
+    rl = emu_rate_check(&s->st, emu_mono_now(), from ? from->val : NULL, from ? from->vlen : 0);
+  }
   penalty = s->st.penalty;
   limit = s->st.rate_limit;
   pthread_mutex_unlock(&s->mu);

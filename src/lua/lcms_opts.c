@@ -29,6 +29,8 @@ static const lcms_opt_rule rules[] = {
   {LCMS_O_PER_RECEIVER_RATE, "per_receiver_rate", LCMS_OT_NUMBER, 0.1, 1e6, LCMS_OF_ZERO_OFF, FAN},
   {LCMS_O_BACKOFF, "backoff", LCMS_OT_NUMBER, 0, 60, 0, FAN},
   {LCMS_O_ON_PROGRESS, "on_progress", LCMS_OT_FUNCTION, 0, 0, 0, ALL | FAN},
+  {LCMS_O_RATE_STORE, "rate_store", LCMS_OT_STRING, 0, 0, 0, NEW},
+  {LCMS_O_RATE_STORE_TIMEOUT, "rate_store_timeout", LCMS_OT_NUMBER, 0.001, 10, 0, NEW},
 };
 _Static_assert(sizeof rules / sizeof rules[0] == LCMS_O__COUNT, "one row per lcms_opt_id");
 
