@@ -33,7 +33,7 @@ mkdir -p "$OUT/obj"
 # the code under test, instrumented for coverage; api.c and main.c are not
 # compiled here (the emulator target includes api.c itself; main.c has main)
 OBJS=""
-for src in src/core/cms_buf.c src/core/cms_rules.c src/core/cms_sign.c src/core/cms_form.c \
+for src in src/core/cms_buf.c src/core/cms_rules.c src/core/cms_sign.c src/core/cms_form.c src/core/cms_json.c \
            src/emulator/form.c src/emulator/jsonutil.c src/emulator/state.c \
            src/emulator/faults.c src/emulator/server.c src/emulator/webhook.c; do
   obj="$OUT/obj/$(echo "$src" | tr / _ | sed 's/\.c$/.o/')"
