@@ -61,7 +61,10 @@ static void call_free(call *k) {
 /* JSON text with nothing but whitespace after it; NULL if not JSON */
 static cJSON *parse_json_text(const char *s, size_t n) {
   const char *end = NULL;
-  cJSON *j = cJSON_ParseWithLengthOpts(s, n, &end, 0);
+  cJSON *j;
+  /* the module's check, every byte: cJSON alone takes 0x10, 01 and stops at a NUL */
+  if (cms_json_check(s, n, NULL, NULL)) return NULL;
+  j = cJSON_ParseWithLengthOpts(s, n, &end, 0);
   if (!j) return NULL;
   while (end && end < s + n && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
     end++;
@@ -777,7 +780,10 @@ int emu_api_handle(emu_server *s, struct MHD_Connection *c, const char *method,
   }
 
   pthread_mutex_lock(&s->mu);
-  rl = emu_rate_check(&s->st, emu_mono_now());
+  {
+    const emu_kv *from = k.form_rc == 0 ? emu_form_get(&k.form, "fromAccid") : NULL;
+    rl = emu_rate_check(&s->st, emu_mono_now(), from ? from->val : NULL, from ? from->vlen : 0);
+  }
   penalty = s->st.penalty;
   limit = s->st.rate_limit;
   pthread_mutex_unlock(&s->mu);
