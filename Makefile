@@ -141,7 +141,7 @@ valgrind: memcheck
 
 # client CPU per request and req/s against one loopback server, side by side
 # with plain C and pure Lua; see bench/README.md
-bench: deps all
+bench: deps all jit
 	$(LUA) bench/run.lua
 
 demo: deps all
