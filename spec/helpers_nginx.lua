@@ -166,7 +166,7 @@ function nginx.start(o)
       -- every worker has run init: the master's children exist
       helpers.wait_until(function()
         local n = 0
-        local ps = io.popen("pgrep -P " .. pid)
+        local ps = io.popen("env -u LD_PRELOAD pgrep -P " .. pid)
         for _ in ps:lines() do n = n + 1 end
         ps:close()
         return n >= (o.workers or 1)
