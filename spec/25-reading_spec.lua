@@ -347,3 +347,21 @@ describe("a NUL character is no text of the API, in the module and in the emulat
     assert.equal(200, j.code, j.desc)
   end)
 end)
+
+describe("the emulator checks JSON text with the same grammar, every byte", function()
+  local emu
+  setup(function() emu = helpers.start_emulator({"--rate-limit", "0"}) end)
+  teardown(function() emu:stop() end)
+  local bad = {'{"a":0x10}', '{"a":01}', '[1]\0', '{"a":1}\0junk', 'NaN'}
+  for _, text in ipairs(bad) do
+    it(("refuses %q as yidunAntiCheating and as a custom attach"):format(text), function()
+      local _, j = helpers.signed_post(emu, helpers.good_form{yidunAntiCheating = text})
+      assert.equal(414, j.code)
+      assert.matches("^yidunAntiCheating: ", j.desc)
+      _, j = helpers.signed_post(emu, helpers.good_form{
+        msgList = cjson.encode({{msgId = "c1", msgType = 100, attach = text}})})
+      assert.equal(414, j.code, j.desc)
+      assert.matches("^msgList", j.desc)
+    end)
+  end
+end)

@@ -61,7 +61,10 @@ static void call_free(call *k) {
 /* JSON text with nothing but whitespace after it; NULL if not JSON */
 static cJSON *parse_json_text(const char *s, size_t n) {
   const char *end = NULL;
-  cJSON *j = cJSON_ParseWithLengthOpts(s, n, &end, 0);
+  cJSON *j;
+  /* the module's check, every byte: cJSON alone takes 0x10, 01 and stops at a NUL */
+  if (cms_json_check(s, n, NULL, NULL)) return NULL;
+  j = cJSON_ParseWithLengthOpts(s, n, &end, 0);
   if (!j) return NULL;
   while (end && end < s + n && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
     end++;
