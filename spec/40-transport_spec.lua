@@ -167,7 +167,8 @@ describe("transport: sent", function()
     it("is true when the server got the request over TLS and went away unanswered", function()
       local h = hostile("tls_kill", cert, key)
       local c = commsease.new{appkey = "k", secret = "s", retries = 0, ca_file = cert,
-                              endpoint = "https://127.0.0.1:" .. h.port .. "/nimserver"}
+                              endpoint = "https://127.0.0.1:" .. h.port .. "/nimserver",
+                              connect_timeout = 60, timeout = 60}
       finally(function() c:close(); h.stop() end)
       local _, err = c:send(params())
       assert.equal("transport", err.kind)
@@ -180,8 +181,11 @@ describe("transport: sent", function()
        function()
       local h = hostile("tls_plain", cert, key) -- serves two connections
       local base = "https://127.0.0.1:" .. h.port .. "/nimserver"
-      local one = commsease.new{appkey = "k", secret = "s", retries = 0, endpoint = base}
-      local two = helpers.client_for(emu, {retries = 1, endpoints = {base, emu.base}})
+      -- (a generous connect timeout: loading the system's CA store under valgrind is slow)
+      local one = commsease.new{appkey = "k", secret = "s", retries = 0, endpoint = base,
+                                connect_timeout = 60}
+      local two = helpers.client_for(emu, {retries = 1, endpoints = {base, emu.base},
+                                           connect_timeout = 60})
       finally(function() one:close(); two:close(); h.stop() end)
       local _, err = one:send(params())
       assert.equal("transport", err.kind)

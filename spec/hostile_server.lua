@@ -131,7 +131,7 @@ local function listening(p)
 end
 
 -- openssl s_server on the port (the listener closed first), its input a FIFO kept open
--- here so that it never reaches EOF, under `timeout` so that it never outlives 20 s;
+-- here so that it never reaches EOF, under `timeout` so that it never outlives 60 s;
 -- returns the pid of `timeout` (SIGTERM is passed on: s_server dies without a TLS
 -- close_notify) and s_server's output (what it received)
 local function s_server(cert, key, naccept)
@@ -139,7 +139,7 @@ local function s_server(cert, key, naccept)
   os.remove(fifo)
   assert(os.execute("mkfifo " .. fifo))
   server:close()
-  local out = assert(io.popen("exec sh -c 'echo $$; exec timeout -s KILL 20 openssl s_server " ..
+  local out = assert(io.popen("exec sh -c 'echo $$; exec timeout -s KILL 60 openssl s_server " ..
                               "-quiet -naccept " .. naccept .. " -accept 127.0.0.1:" .. port .. " -cert " .. cert ..
                               " -key " .. key .. " < " .. fifo .. " 2>/dev/null'"))
   local input = assert(io.open(fifo, "w")) -- unblocks s_server's open of its input
