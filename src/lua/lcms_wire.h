@@ -7,4 +7,10 @@
 /* commsease.verify_webhook{ secret=, headers=, body= [, max_age=] [, now=] } */
 int lcms_verify_webhook(lua_State *L);
 
+/* commsease.prometheus: pushes the function */
+void lcms_push_prometheus(lua_State *L);
+struct cms_stats;
+/* client:stats(): pushes the counters as a table */
+void lcms_push_stats(lua_State *L, const struct cms_stats *s);
+
 #endif
