@@ -116,6 +116,8 @@ static const char prometheus_chunk[] =
   "    { \"pauses\", \"commsease_rate_limit_pauses_total\", \"Answers with code 416: the client paused.\" },\n"
   "    { \"repeats\", \"commsease_repeated_requests_total\",\n"
   "      \"Answers with code 431 (RequestId already processed) learnt from by a resend.\" },\n"
+  "    { \"rate_store_fallbacks\", \"commsease_rate_store_fallbacks_total\",\n"
+  "      \"Times the shared rate store could not be reached and local pacing served.\" },\n"
   "  }\n"
   "  local done = { paths = true, codes = true, http = true, transport = true, hooks = true }\n"
   "  for _, s in ipairs(singles) do\n"
