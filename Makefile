@@ -36,6 +36,8 @@ EMU_OBJ  = $(EMU_SRC:%.c=$(BUILD)/%.o)
 MODULE   = $(BUILD)/commsease.so
 EMULATOR = $(BUILD)/commsease-emulator
 CORETEST = $(BUILD)/core-test
+SCHEDTEST = $(BUILD)/sched-test
+SPECFORK = $(BUILD)/spec_fork.so
 
 .PHONY: all deps test test-plain test-asan test-compat demo bench fuzz lint install clean \
         rockspec-check
@@ -59,6 +61,15 @@ $(EMULATOR): $(CORE_OBJ) $(EMU_OBJ)
 # unit tests of src/core, no Lua involved
 $(CORETEST): spec/c/core_test.c $(CORE_OBJ)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcjson -lcurl -lcrypto
+
+# the fan-out scheduler on a fake clock, no Lua, no server
+$(SCHEDTEST): spec/c/sched_test.c $(CORE_OBJ)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcurl -lcrypto
+
+# fork() for spec/41-fork_spec.lua on Lua 5.4 (Debian's lua-posix stops at 5.3); test-only
+$(SPECFORK): spec/c/spec_fork.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LUA_CFLAGS) -shared -o $@ $<
 
 -include $(CORE_OBJ:.o=.d) $(LUA_OBJ:.o=.d) $(EMU_OBJ:.o=.d)
 
@@ -93,15 +104,18 @@ test-compat: $(EMULATOR)
 rockspec-check:
 	LUA=$(LUA) LUA_VERSION=$(LUA_VERSION) rockspec/check.sh
 
-test-plain: all $(CORETEST)
+test-plain: all $(CORETEST) $(SCHEDTEST) $(SPECFORK)
 	$(CORETEST)
+	$(SCHEDTEST)
 	COMMSEASE_BUILD=$(BUILD) spec/run-busted.sh $(BUSTED)
 
 ASAN_LIB = $(shell $(CC) -print-file-name=libasan.so)
 test-asan:
-	$(MAKE) all build-asan/core-test BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer" \
+	$(MAKE) all build-asan/core-test build-asan/sched-test build-asan/spec_fork.so BUILD=build-asan \
+	  CFLAGS="-O1 -g -fno-omit-frame-pointer" \
 	  SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 	ASAN_OPTIONS=detect_leaks=1 build-asan/core-test
+	ASAN_OPTIONS=detect_leaks=1 build-asan/sched-test
 	COMMSEASE_BUILD=build-asan LD_PRELOAD=$(ASAN_LIB) \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  spec/run-busted.sh $(BUSTED)

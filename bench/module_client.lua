@@ -79,6 +79,25 @@ elseif o.mode == "prepare" then
     if req and req.body then ok = ok + 1 end
   end
   common.result("lua_prepare", o.n, ok, common.wall() - w0, common.cpu() - c0)
+elseif o.mode == "verify_webhook" then
+  -- a webhook request as the service posts it (an event of one text message),
+  -- signed by hand with md5 and the module's own SHA1 (commsease.checksum)
+  local body = '{"eventType":"4","attach":"hello","ext":"","fromAccount":"bench","fromAvator":"",'
+    .. '"fromClientType":"REST","fromExt":"","fromNick":"bench","msgTimestamp":"1700000000000",'
+    .. '"msgType":"TEXT","msgidClient":"m1","resendFlag":"0","roomId":"765788"}'
+  local md5 = assert(io.popen("printf '%s' '" .. body .. "' | md5sum")):read("l"):match("^(%x+)")
+  local curtime = string.format("%d", math.floor(common.wall() * 1000))
+  local headers = {["content-type"] = "application/json;charset=utf-8", appkey = o.appkey,
+    curtime = curtime, md5 = md5, checksum = commsease.checksum(o.secret, md5, curtime),
+    host = "127.0.0.1", ["content-length"] = tostring(#body), ["user-agent"] = "bench"}
+  local args = {secret = o.secret, headers = headers, body = body}
+  assert(commsease.verify_webhook(args))
+  local ok = 0
+  local w0, c0 = common.wall(), common.cpu()
+  for _ = 1, o.n do
+    if commsease.verify_webhook(args) then ok = ok + 1 end
+  end
+  common.result("lua_verify_webhook", o.n, ok, common.wall() - w0, common.cpu() - c0)
 elseif o.mode == "rss" then
   local ok, done = 0, 0
   local function run_to(target)

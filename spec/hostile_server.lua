@@ -15,6 +15,7 @@ client's next request goes over a reused connection, and misbehaves on the secon
   partial     read the request, promise 1000 bytes of body, send 10, close
   weird       read the request, answer a status line that is not HTTP
   badchunk    read the request, answer a broken chunked body
+  nulbody     read the request, answer a valid CommsEase answer, a NUL, then garbage
   ka_refuse   (after the keep-alive answer) read the second request, stop listening, close:
               libcurl's reconnect to send it again is refused
   ka_blackhole  the same, but the port then listens without ever accepting, its queue full:
@@ -92,6 +93,9 @@ local function misbehave(c, how)
     c:send("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n{\"code\":20")
   elseif how == "weird" then
     c:send("SPDY/9 banana\r\n\r\n")
+  elseif how == "nulbody" then
+    local body = OK_BODY .. "\0garbage"
+    c:send("HTTP/1.1 200 OK\r\nContent-Length: " .. #body .. "\r\n\r\n" .. body)
   elseif how == "badchunk" then
     c:send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{\"code\":200}\r\n0\r\n\r\n")
   else

@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <string.h>
+#include <unistd.h>
 
 static void hex(const unsigned char *in, size_t n, char *out) {
   static const char digits[] = "0123456789abcdef";
@@ -56,10 +57,34 @@ int cms_nonce(char out[CMS_NONCE_LEN + 1]) {
   return 0;
 }
 
-void cms_rand_init(cms_rand *r) { r->pos = sizeof r->buf; }
+void cms_rand_init(cms_rand *r) {
+  r->pos = sizeof r->buf;
+  r->pid = 0;
+  r->ppid = 0;
+}
+
+/* A fork() copies the pool: parent and child would hand out the same Nonces
+ * and RequestIds.  So every draw checks that the pool was filled in this very
+ * process and throws it away otherwise.  The parent's pid as well, because a
+ * pid alone can come back: a child of a child may get the pid of a process
+ * that has exited since, whose pool it inherited.  (A pthread_atfork handler
+ * would need no system call, but a Lua state that closes unloads this code
+ * while the handler stays registered: the next fork would jump into the
+ * void.  RAND_bytes itself is fork-safe in OpenSSL 3.) */
+static int pool_is_ours(cms_rand *r) {
+  pid_t pid = getpid(), ppid = getppid();
+  if (r->pid == pid && r->ppid == ppid) return 1;
+  r->pid = pid;
+  r->ppid = ppid;
+  return 0;
+}
 
 static const unsigned char *rand_take(cms_rand *r, size_t n) {
   const unsigned char *p;
+  if (!pool_is_ours(r)) {
+    OPENSSL_cleanse(r->buf, sizeof r->buf);
+    r->pos = sizeof r->buf;
+  }
   if (r->pos + n > sizeof r->buf) {
     if (RAND_bytes(r->buf, (int)sizeof r->buf) != 1) return NULL;
     r->pos = 0;

@@ -3,6 +3,7 @@
 #ifndef CMS_SIGN_H
 #define CMS_SIGN_H
 #include <stddef.h>
+#include <sys/types.h>
 
 #define CMS_NONCE_LEN 32   /* hex characters, as the official SDKs send */
 
@@ -16,10 +17,12 @@ int cms_checksum(const char *secret, size_t secret_len, const char *nonce,
 int cms_nonce(char out[CMS_NONCE_LEN + 1]);
 /* A pool of CSPRNG bytes, refilled by one RAND_bytes call when empty, so a
  * send (a RequestId, then a Nonce per attempt) does not pay for a call each:
- * one per client, no globals. */
+ * one per client, no globals.  Fork-safe: a pool filled in another process
+ * (the parent, before fork()) is thrown away, never drawn from. */
 typedef struct cms_rand {
   unsigned char buf[512];
   size_t pos;
+  pid_t pid, ppid;   /* the process (and its parent) that filled buf */
 } cms_rand;
 
 void cms_rand_init(cms_rand *r);

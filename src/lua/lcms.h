@@ -7,6 +7,8 @@
 #include "cms_buf.h"
 #include "cms_http.h"
 #include "cms_pace.h"
+#include "cms_rate.h"
+#include "cms_sched.h"
 #include "cms_rules.h"
 #include "cms_sign.h"
 
@@ -15,15 +17,7 @@
 #define LCMS_MAX_ENDPOINTS 8
 #define LCMS_MAX_CONCURRENCY 64
 
-/* one transfer of send_all/fanout: its own easy handle (libcurl's multi
- * interface needs one per transfer), body, headers and answer */
-typedef struct lcms_slot {
-  CURL *easy;
-  cms_http_xfer xfer;
-  cms_buf form;
-  struct curl_slist *headers;
-  int item;                    /* index of the call in flight, 0 = free */
-} lcms_slot;
+typedef struct lcms_pool lcms_pool;
 
 typedef struct lcms_client {
   CURL *easy;                  /* NULL once closed */
@@ -39,11 +33,10 @@ typedef struct lcms_client {
   cms_buf form;                /* scratch: the form body of the current send */
   cms_http_xfer xfer;          /* scratch: the current transfer */
   struct curl_slist *headers;  /* the current attempt's headers */
-  cms_pace pace;               /* rate limit and 416 penalty, for every call */
+  cms_rate_local local_rate;   /* the client's own budget (no store) */
+  cms_rate *rate;              /* pacing and the 416 penalty, for every call */
   cms_rand rand;               /* Nonces, RequestIds, jitter */
-  CURLM *multi;                /* send_all/fanout; created on first use */
-  lcms_slot slots[LCMS_MAX_CONCURRENCY];
-  int n_slots;                 /* slots with an easy handle */
+  lcms_pool *pool;             /* send_all/fanout's multi handle and slots; on first use */
   int running;                 /* inside send_all/fanout (on_progress may call back) */
 } lcms_client;
 
@@ -91,17 +84,105 @@ void lcms_push_rules(lua_State *L);
 void lcms_open_client(lua_State *L);
 int lcms_new(lua_State *L);
 lcms_client *lcms_check_client(lua_State *L);
+
+/* --- request building, shared by every path (lcms_request.c) --- */
+typedef struct lcms_sig {
+  char nonce[CMS_NONCE_LEN + 1];
+  char curtime[24];
+  char checksum[41];
+} lcms_sig;
+/* a fresh Nonce, CurTime and CheckSum; -1 on a libcrypto failure */
+int lcms_sign(lcms_client *c, lcms_sig *s);
 /* fresh Nonce/CurTime/CheckSum and the header list for one attempt */
 int lcms_build_headers(lcms_client *c, struct curl_slist **list, const char *rid);
+/* pushes the headers of a request as a Lua table (prepare, plan jobs) */
+void lcms_push_headers(lua_State *L, const lcms_client *c, const lcms_sig *s, const char *rid);
 int lcms_push_transfer_error(lua_State *L, cms_http_outcome out, const cms_http_xfer *x,
                              const char *rid, const char *endpoint);
+/* a local failure (memory, no random bytes): nil, err of kind transport */
+int lcms_push_local_error(lua_State *L, const char *msg, const char *rid);
+/* the one failover rule: never reached the service, or a gateway said 502 */
+int lcms_failover(cms_http_outcome out, long status);
+/* how an attempt ended, for the scheduler: nret values (res, or nil, err) on top */
+cms_sched_outcome lcms_classify(lua_State *L, int nret, cms_http_outcome out, long status,
+                                long long api_code);
+/* the result of a finished libcurl transfer: res or nil, err pushed; returns nret */
+int lcms_push_answer(lua_State *L, cms_http_outcome out, const cms_http_xfer *x, int msgids,
+                     const char *rid, const char *endpoint, long long *api_code);
+/* jitter for the scheduler, from the client's CSPRNG pool */
+unsigned long lcms_rand_below(void *client, unsigned long below);
 
-/* send_all, fanout (lcms_multi.c), chunk (lcms_chunk.c) */
+/* --- the calls of one send_all/fanout/plan run (lcms_run.c) --- */
+typedef char lcms_rid[CMS_NONCE_LEN + 1];
+typedef struct lcms_run {
+  lua_State *L;
+  lcms_client *c;
+  cms_sched *s;
+  lcms_rid *rids;     /* 1..n, the RequestId of each call ("" until its first attempt) */
+  int fanout;         /* calls of a fan-out: resends marked, bodies encoded again */
+  /* stack indexes while the run is worked on */
+  int list, results, ids, perr, progress, bodies;
+} lcms_run;
+/* the Lua-owned block of a run of n calls: a userdata with the scheduler and
+ * the RequestIds; pushed, and r->s, r->rids set */
+void lcms_run_alloc(lua_State *L, lcms_run *r, int n, const cms_sched_opts *o);
+/* encodes call i for the attempt st into form (fan-out resends marked);
+ * 0, or -1 with nil, err pushed (invalid, out of memory) */
+int lcms_run_encode(lcms_run *r, const cms_sched_step *st, cms_buf *form);
+/* an attempt of call i ended with nret values on top (res, or nil, err),
+ * classified as out: the call is settled (its result kept, on_progress) or
+ * goes again (the values dropped; a send_all call keeps the body `form`) */
+void lcms_run_outcome(lcms_run *r, int i, int nret, cms_sched_outcome out, long long now,
+                      const cms_buf *form);
+/* call i is settled with the nret values on top */
+void lcms_run_final(lcms_run *r, int i, int nret);
+/* the scheduler expired call i at the deadline */
+void lcms_run_expire(lcms_run *r, const cms_sched_step *st);
+/* send_all list entries validated before anything is paced (no rate token
+ * for an invalid entry) */
+void lcms_run_prevalidate(lcms_run *r);
+
+/* --- options of send_all, fanout, plan (lcms_opts.c) --- */
+typedef struct lcms_runopts {
+  cms_sched_opts sched;
+  double deadline_s;   /* 0 = none */
+  int progress;        /* stack index of on_progress, 0 = none */
+} lcms_runopts;
+/* reads the options table at idx (nil: defaults); raises on misuse */
+void lcms_read_runopts(lua_State *L, int idx, lcms_runopts *o, int fanout, int default_retries,
+                       const char *fname);
+
+/* --- the multi pool (lcms_pool.c): slots allocated on first use --- */
+typedef struct lcms_slot {
+  CURL *easy;
+  cms_http_xfer xfer;
+  cms_buf form;
+  struct curl_slist *headers;
+  int call;                    /* the call in flight, 0 = free */
+} lcms_slot;
+struct lcms_pool {
+  CURLM *multi;
+  lcms_slot *slots[LCMS_MAX_CONCURRENCY];
+  int n;                       /* slots with an easy handle */
+};
+/* the client's pool with n configured slots, all free; NULL when out of memory */
+lcms_pool *lcms_pool_get(lcms_client *c, int n);
+lcms_slot *lcms_pool_free_slot(lcms_pool *p, int n);
+lcms_slot *lcms_pool_find(lcms_pool *p, int n, CURL *easy);
+void lcms_pool_release(lcms_pool *p);
+
+/* --- drivers: send_all, fanout (lcms_multi.c), plan (lcms_plan.c) --- */
 int lcms_send_all(lua_State *L);
 int lcms_fanout(lua_State *L);
+int lcms_plan(lua_State *L);
+void lcms_open_plan(lua_State *L);
+/* the report of a fan-out (lcms_report.c, shaped in Lua): pushes it */
+void lcms_push_report(lua_State *L, int list, int results, int pcalls, int plan, int perr);
+void lcms_open_report(lua_State *L);
+
+/* chunk (lcms_chunk.c) */
 int lcms_chunk(lua_State *L);
 /* chunk the params at idx; pushes calls, plan or returns -1 with e filled */
 int lcms_chunk_params(lua_State *L, int idx, cms_verr *e);
-void lcms_release_slots(lcms_client *c);
 
 #endif

@@ -170,7 +170,7 @@ int lcms_new(lua_State *L) {
   cms_buf_init(&c->form, 0);
   cms_buf_init(&c->xfer.answer, CMS_MAX_ANSWER);
   c->retries = (int)retries;
-  cms_pace_init(&c->pace, rate, penalty);
+  c->rate = cms_rate_local_init(&c->local_rate, rate, penalty, cms_now_ms());
   cms_rand_init(&c->rand);
   c->n_endpoints = n_eps;
   c->appkey = dup_trimmed(appkey, appkey_len, "");
@@ -202,85 +202,6 @@ int lcms_new(lua_State *L) {
   return 1;
 }
 
-/* --- signing and headers --- */
-
-typedef struct sig {
-  char nonce[CMS_NONCE_LEN + 1];
-  char curtime[24];
-  char checksum[41];
-} sig;
-
-static int sign(lcms_client *c, sig *s) {
-  if (cms_rand_hex32(&c->rand, s->nonce)) return -1;
-  snprintf(s->curtime, sizeof s->curtime, "%lld", (long long)time(NULL));
-  return cms_checksum(c->secret, c->secret_len, s->nonce, s->curtime, s->checksum);
-}
-
-/* overwrites the value after "Name: " in a header line of the same length */
-static int refill(struct curl_slist *node, size_t name_len, const char *value) {
-  size_t n = strlen(value);
-  if (!node || strlen(node->data) != name_len + n) return -1;
-  memcpy(node->data + name_len, value, n);
-  return 0;
-}
-
-/* The headers of one attempt: AppKey, a fresh Nonce, CurTime and CheckSum, the
- * call's RequestId, the Content-Type, no Expect.  The list is built once and
- * its values overwritten in place afterwards (they keep their lengths), so an
- * attempt allocates nothing; it is rebuilt when a length changes. */
-int lcms_build_headers(lcms_client *c, struct curl_slist **list, const char *rid) {
-  char line[512];
-  struct curl_slist *h = NULL, *t;
-  const char *fixed[] = {"Content-Type: " CMS_CONTENT_TYPE, "Expect:", NULL};
-  int i;
-  sig sg, *s = &sg;
-  if (sign(c, s)) return -1;
-  if (*list) {
-    struct curl_slist *n = (*list)->next; /* Nonce, CurTime, CheckSum, RequestId */
-    if (!refill(n, 7, s->nonce) && !refill(n->next, 9, s->curtime) &&
-        !refill(n->next->next, 10, s->checksum) && !refill(n->next->next->next, 11, rid))
-      return 0;
-    curl_slist_free_all(*list);
-    *list = NULL;
-  }
-#define ADD(str) do { t = curl_slist_append(h, str); if (!t) goto oom; h = t; } while (0)
-  snprintf(line, sizeof line, "AppKey: %s", c->appkey);
-  ADD(line);
-  snprintf(line, sizeof line, "Nonce: %s", s->nonce);
-  ADD(line);
-  snprintf(line, sizeof line, "CurTime: %s", s->curtime);
-  ADD(line);
-  snprintf(line, sizeof line, "CheckSum: %s", s->checksum);
-  ADD(line);
-  snprintf(line, sizeof line, "RequestId: %s", rid);
-  ADD(line);
-  for (i = 0; fixed[i]; i++) ADD(fixed[i]);
-#undef ADD
-  *list = h;
-  return 0;
-oom:
-  curl_slist_free_all(h);
-  return -1;
-}
-
-int lcms_push_transfer_error(lua_State *L, cms_http_outcome out, const cms_http_xfer *x,
-                             const char *rid, const char *endpoint) {
-  if (out == CMS_HTTP_TOO_BIG) {
-    lcms_errinfo ei = {"response", 0, "the answer is over 1 MiB; cut off", NULL, 0, 1, rid,
-                       endpoint};
-    return lcms_push_error(L, &ei);
-  } else {
-    lcms_errinfo ei = {"transport", (long long)x->rc, cms_http_describe(x), NULL,
-                       out != CMS_HTTP_LOCAL, out == CMS_HTTP_AMBIGUOUS, rid, endpoint};
-    return lcms_push_error(L, &ei);
-  }
-}
-
-static int local_error(lua_State *L, const char *msg, const char *rid) {
-  lcms_errinfo ei = {"transport", 0, msg, NULL, 0, 0, rid, NULL};
-  return lcms_push_error(L, &ei);
-}
-
 /* res, err = client:send(params) */
 static int client_send(lua_State *L) {
   lcms_client *c = lcms_check_client(L);
@@ -292,28 +213,27 @@ static int client_send(lua_State *L) {
   lua_settop(L, 2);
   if (lcms_encode_params(L, 2, &c->form, &e)) return lcms_push_invalid(L, &e);
   /* stack: self params msgIds */
-  if (cms_rand_hex32(&c->rand, rid)) return local_error(L, "no random bytes for a RequestId", NULL);
+  if (cms_rand_hex32(&c->rand, rid))
+    return lcms_push_local_error(L, "no random bytes for a RequestId", NULL);
   for (;;) {
     CURLcode rc;
     long wait;
-    while ((wait = cms_pace_take(&c->pace, cms_now_ms())) > 0) cms_sleep_ms(wait);
+    while ((wait = c->rate->ops->take(c->rate, cms_now_ms())) > 0) cms_sleep_ms(wait);
     if (lcms_build_headers(c, &c->headers, rid))
-      return local_error(L, "could not sign the request (libcrypto or memory failure)", rid);
+      return lcms_push_local_error(L, "could not sign the request (libcrypto or memory failure)",
+                                   rid);
     rc = cms_http_prepare(c->easy, &c->xfer, c->urls[ep], c->headers, c->form.data, c->form.len);
     if (rc == CURLE_OK) rc = curl_easy_perform(c->easy);
     out = cms_http_finish(c->easy, &c->xfer, rc);
-    if (attempt < c->retries &&
-        (out == CMS_HTTP_CONNECT || (out == CMS_HTTP_OK && c->xfer.status == 502))) {
+    if (attempt < c->retries && lcms_failover(out, c->xfer.status)) {
       attempt++;
       ep = (ep + 1) % c->n_endpoints;
       continue;
     }
     break;
   }
-  if (out != CMS_HTTP_OK) return lcms_push_transfer_error(L, out, &c->xfer, rid, c->endpoints[ep]);
-  nret = lcms_parse_answer(L, c->xfer.status, c->xfer.answer.data ? c->xfer.answer.data : "",
-                           c->xfer.answer.len, 3, rid, c->endpoints[ep], &code);
-  if (code == 416) cms_pace_penalty(&c->pace, cms_now_ms());
+  nret = lcms_push_answer(L, out, &c->xfer, 3, rid, c->endpoints[ep], &code);
+  if (code == 416) c->rate->ops->penalty(c->rate, cms_now_ms());
   return nret;
 }
 
@@ -321,33 +241,19 @@ static int client_send(lua_State *L) {
 static int client_prepare(lua_State *L) {
   lcms_client *c = lcms_check_client(L);
   cms_verr e;
-  sig s;
+  lcms_sig s;
   char rid[CMS_NONCE_LEN + 1];
   lua_settop(L, 2);
   /* prepare signs with its own Nonce/CurTime; the caller sends it */
   if (lcms_encode_params(L, 2, &c->form, &e)) return lcms_push_invalid(L, &e);
-  if (cms_rand_hex32(&c->rand, rid) || sign(c, &s))
-    return local_error(L, "could not sign the request (libcrypto failure)", NULL);
+  if (cms_rand_hex32(&c->rand, rid) || lcms_sign(c, &s))
+    return lcms_push_local_error(L, "could not sign the request (libcrypto failure)", NULL);
   lua_createtable(L, 0, 6);
   lua_pushliteral(L, "POST");
   lua_setfield(L, -2, "method");
   lua_pushstring(L, c->urls[0]);
   lua_setfield(L, -2, "url");
-  lua_createtable(L, 0, 7);
-  lua_pushstring(L, c->appkey);
-  lua_setfield(L, -2, "AppKey");
-  lua_pushstring(L, s.nonce);
-  lua_setfield(L, -2, "Nonce");
-  lua_pushstring(L, s.curtime);
-  lua_setfield(L, -2, "CurTime");
-  lua_pushstring(L, s.checksum);
-  lua_setfield(L, -2, "CheckSum");
-  lua_pushliteral(L, CMS_CONTENT_TYPE);
-  lua_setfield(L, -2, "Content-Type");
-  lua_pushstring(L, rid);
-  lua_setfield(L, -2, "RequestId");
-  lua_pushliteral(L, "commsease-lua/" LCMS_VERSION);
-  lua_setfield(L, -2, "User-Agent");
+  lcms_push_headers(L, c, &s, rid);
   lua_setfield(L, -2, "headers");
   lua_pushlstring(L, c->form.data ? c->form.data : "", c->form.len);
   lua_setfield(L, -2, "body");
@@ -361,7 +267,10 @@ static int client_prepare(lua_State *L) {
 /* the one idempotent close behind close(), __gc and __close */
 static void release(lcms_client *c) {
   int i;
-  lcms_release_slots(c);
+  lcms_pool_release(c->pool);
+  c->pool = NULL;
+  if (c->rate) c->rate->ops->close(c->rate);
+  c->rate = NULL;
   if (c->easy) curl_easy_cleanup(c->easy);
   c->easy = NULL;
   curl_slist_free_all(c->headers);
@@ -406,11 +315,22 @@ static int client_closed(lua_State *L) {
   return 1;
 }
 
+/* stats = client:stats(): a plain table of counters, built afresh per call */
+static int client_stats(lua_State *L) {
+  lcms_client *c = luaL_checkudata(L, 1, LCMS_CLIENT_MT);
+  lua_createtable(L, 0, 2);
+  lua_pushstring(L, c->rate ? c->rate->ops->state(c->rate) : "closed");
+  lua_setfield(L, -2, "rate_store");
+  lua_pushinteger(L, c->rate ? (lua_Integer)c->rate->fallbacks : 0);
+  lua_setfield(L, -2, "rate_store_fallbacks");
+  return 1;
+}
+
 void lcms_open_client(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"send", client_send}, {"prepare", client_prepare}, {"close", client_close},
     {"is_closed", client_closed}, {"send_all", lcms_send_all}, {"fanout", lcms_fanout},
-    {NULL, NULL}};
+    {"plan", lcms_plan}, {"stats", client_stats}, {NULL, NULL}};
   luaL_newmetatable(L, LCMS_CLIENT_MT);
   lua_pushcfunction(L, client_close);
   lua_setfield(L, -2, "__gc");
@@ -423,4 +343,6 @@ void lcms_open_client(lua_State *L) {
   luaL_newlib(L, methods);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
+  lcms_open_report(L);
+  lcms_open_plan(L);
 }

@@ -1,8 +1,10 @@
 /* lcms_parse.c -- an HTTP status and body -> res, or nil, err.
  * A misbehaving server gets a 'response' error, never a crash or a raise. */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 #include "lcms.h"
+#include "cms_answer.h"
 
 /* API codes worth another try (rate limit, timeouts, busy, unavailable) */
 static int code_retryable(long long code) {
@@ -28,6 +30,25 @@ static int to_int(lua_State *L, int idx, long long *out) {
     return cms_parse_int64(s, n, out);
   }
   return -1;
+}
+
+/* an integer of a result: a Lua integer where the runtime has 64-bit
+ * integers; where it has only doubles (5.1, 5.2, LuaJIT), a number up to 2^53
+ * and beyond it the exact decimal string (a double would change it) */
+static void push_int(lua_State *L, long long v) {
+#if LUA_VERSION_NUM >= 503
+  if (sizeof(lua_Integer) >= sizeof(long long)) {
+    lua_pushinteger(L, (lua_Integer)v);
+    return;
+  }
+#endif
+  if (v >= -9007199254740992LL && v <= 9007199254740992LL) {
+    lua_pushnumber(L, (lua_Number)v);
+  } else {
+    char digits[24];
+    snprintf(digits, sizeof digits, "%lld", v);
+    lua_pushstring(L, digits);
+  }
 }
 
 static int fail_response(lua_State *L, const char *msg, const char *rid, const char *ep) {
@@ -71,7 +92,7 @@ static int collect(lua_State *L, int ans, const char *key, int dst, int is_succe
           lua_getfield(L, -1, ints[k]);
           if (!lua_isnil(L, -1)) {
             if (to_int(L, -1, &v)) return -1;
-            lua_pushinteger(L, (lua_Integer)v);
+            push_int(L, v);
             lua_setfield(L, -3, ints[k]);
           }
           lua_pop(L, 1);
@@ -91,6 +112,37 @@ static int collect(lua_State *L, int ans, const char *key, int dst, int is_succe
   return 0;
 }
 
+/* Decodes the answer, every byte of it: a NUL byte is refused (lua-cjson
+ * would stop there and take what comes before for the whole answer), and an
+ * integer literal beyond 2^53 goes to the decoder quoted, so that it comes back
+ * as a string with its digits instead of a rounded double.  Pushes the value
+ * and returns 0; -2 on a NUL, -1 when the text is not JSON (the message pushed). */
+static int decode_exact(lua_State *L, const char *body, size_t len) {
+  size_t pos = 0, n = 0, done = 0;
+  luaL_Buffer b;
+  int r = cms_answer_next_big(body, len, &pos, &n);
+  if (r < 0) return -2;
+  if (r == 0) return lcms_json_decode(L, body, len);
+  luaL_buffinit(L, &b);
+  do {
+    luaL_addlstring(&b, body + done, pos - done);
+    luaL_addchar(&b, '"');
+    luaL_addlstring(&b, body + pos, n);
+    luaL_addchar(&b, '"');
+    done = pos += n;
+  } while ((r = cms_answer_next_big(body, len, &pos, &n)) == 1);
+  luaL_addlstring(&b, body + done, len - done);
+  luaL_pushresult(&b);
+  if (r < 0) return -2;
+  {
+    size_t tl;
+    const char *text = lua_tolstring(L, -1, &tl);
+    if (lcms_json_decode(L, text, tl)) return -1;
+  }
+  lua_remove(L, -2);
+  return 0;
+}
+
 int lcms_parse_answer(lua_State *L, long status, const char *body, size_t len, int msgids,
                       const char *request_id, const char *endpoint, long long *api_code) {
   int top = lua_gettop(L), ans, res;
@@ -105,7 +157,18 @@ int lcms_parse_answer(lua_State *L, long status, const char *body, size_t len, i
     snprintf(msg, sizeof msg, "HTTP status %ld from the service (not a CommsEase answer)", status);
     return lcms_push_error(L, &ei);
   }
-  if (lcms_json_decode(L, body, len) || lua_type(L, -1) != LUA_TTABLE) {
+  switch (decode_exact(L, body, len)) {
+    case 0:
+      break;
+    case -2:
+      lua_settop(L, top);
+      return fail_response(L, "the answer holds a NUL byte (JSON text never does)", request_id,
+                           endpoint);
+    default:
+      lua_settop(L, top);
+      return fail_response(L, "the answer is not a JSON object", request_id, endpoint);
+  }
+  if (lua_type(L, -1) != LUA_TTABLE) {
     lua_settop(L, top);
     return fail_response(L, "the answer is not a JSON object", request_id, endpoint);
   }
@@ -164,12 +227,23 @@ int lcms_parse_answer(lua_State *L, long status, const char *body, size_t len, i
   return 1;
 }
 
+/* an HTTP status: a whole number from 0 to 999 on every Lua (5.1 and LuaJIT
+ * would otherwise truncate 200.5 where 5.3 and 5.4 raise) */
+static long check_status(lua_State *L, int idx) {
+  int isnum = 0;
+  lua_Number d = lua_tonumberx(L, idx, &isnum);
+  if (!isnum) luaL_checktype(L, idx, LUA_TNUMBER); /* raises "number expected, got ..." */
+  if (!(d >= 0 && d <= 999) || d != floor(d))
+    luaL_argerror(L, idx, "an HTTP status (a whole number from 0 to 999) expected");
+  return (long)d;
+}
+
 /* commsease.parse(status, body) */
 int lcms_parse(lua_State *L) {
   size_t len;
-  lua_Integer status = luaL_checkinteger(L, 1);
+  long status = check_status(L, 1);
   const char *body = luaL_checklstring(L, 2, &len);
   if (len > CMS_MAX_ANSWER)
     return fail_response(L, "the answer is over 1 MiB", NULL, NULL);
-  return lcms_parse_answer(L, (long)status, body, len, 0, NULL, NULL, NULL);
+  return lcms_parse_answer(L, status, body, len, 0, NULL, NULL, NULL);
 }

@@ -1,0 +1,111 @@
+-- Fork: a client created and used before fork() (nginx init_by_lua, any pre-forking
+-- server) must never give two processes the same Nonce or RequestId.  fork() comes from
+-- lua-posix where Debian has it (Lua 5.1 to 5.3, LuaJIT) and from the test-only
+-- spec/c/spec_fork.c (built into the build directory) on Lua 5.4.
+local commsease = require "commsease"
+local helpers = require "helpers"
+
+local proc = (function()
+  local ok, unistd = pcall(require, "posix.unistd")
+  if ok then
+    local wait = require("posix.sys.wait").wait
+    return {fork = unistd.fork, _exit = unistd._exit,
+            wait = function(pid)
+              local _, how, code = wait(pid)
+              return how == "exited" and code or -1
+            end}
+  end
+  return require "spec_fork"
+end)()
+
+local function params()
+  return {roomid = 765788, fromAccid = "npc", toAccids = {"p1"},
+          msgList = {commsease.text("hello", {msgId = helpers.msgid("f")})}}
+end
+
+-- runs fn(out) in a child process (out: a file to write lines to); returns the lines and
+-- the child's exit code (0 when fn returned without raising)
+local function in_child(fn)
+  local path = os.tmpname()
+  local pid = proc.fork()
+  assert(pid >= 0, "fork failed")
+  if pid == 0 then
+    local ok = pcall(function()
+      local out = assert(io.open(path, "w"))
+      fn(out)
+      out:close()
+    end)
+    proc._exit(ok and 0 or 1)
+  end
+  return function()
+    local code = proc.wait(pid)
+    local lines = {}
+    for l in io.lines(path) do lines[#lines + 1] = l end
+    os.remove(path)
+    return lines, code
+  end
+end
+
+local function assert_all_distinct(values, expected)
+  local seen = {}
+  for _, v in ipairs(values) do
+    assert.is_nil(seen[v], "handed out twice: " .. v)
+    seen[v] = true
+  end
+  assert.equal(expected, #values)
+end
+
+describe("fork", function()
+  it("never gives parent and children the same Nonce or RequestId (prepare, no I/O)", function()
+    local c = commsease.new{appkey = "k", secret = "s"}
+    finally(function() c:close() end)
+    assert(c:prepare(params())) -- the pool is filled before the fork
+    local waits = {}
+    for i = 1, 4 do
+      waits[i] = in_child(function(out)
+        for _ = 1, 5 do
+          local req = assert(c:prepare(params()))
+          out:write(req.headers.Nonce, "\n", req.request_id, "\n")
+        end
+      end)
+    end
+    local all = {}
+    for _ = 1, 5 do
+      local req = assert(c:prepare(params()))
+      all[#all + 1] = req.headers.Nonce
+      all[#all + 1] = req.request_id
+    end
+    for i = 1, 4 do
+      local lines, code = waits[i]()
+      assert.equal(0, code)
+      for _, l in ipairs(lines) do all[#all + 1] = l end
+    end
+    assert_all_distinct(all, 5 * 5 * 2)
+  end)
+
+  it("never sends the same Nonce or RequestId from two processes (send, through the emulator)", function()
+    local emu = helpers.start_emulator({"--rate-limit", "0"})
+    local c = helpers.client_for(emu)
+    finally(function() c:close(); emu:stop() end)
+    assert(c:send(params())) -- used before the fork
+    -- one child at a time: they inherit the parent's kept-alive connection
+    for _ = 1, 3 do
+      local lines, code = in_child(function(out)
+        for _ = 1, 2 do
+          local res = assert(c:send(params()))
+          out:write(res.request_id, "\n")
+        end
+      end)()
+      assert.equal(0, code)
+      assert.equal(2, #lines)
+    end
+    assert(c:send(params()))
+    local nonces, rids = {}, {}
+    for _, r in ipairs(emu:requests()) do
+      nonces[#nonces + 1] = r.headers.Nonce
+      rids[#rids + 1] = r.headers.RequestId
+    end
+    assert_all_distinct(nonces, 1 + 3 * 2 + 1)
+    assert_all_distinct(rids, 1 + 3 * 2 + 1)
+  end)
+end)

@@ -1,0 +1,312 @@
+/* lcms_plan.c -- plan = client:plan(params [, opts]): the fan-out engine for
+ * any event loop, with no I/O of its own.
+ *
+ *   job, wait = plan:next()   a job to send now, { id, method, url, headers,
+ *                             body, timeout }, signed at that moment; or nil,
+ *                             seconds to wait; or nil, nil when every call is
+ *                             settled
+ *   plan:done(id, status, body)             an HTTP answer
+ *   plan:done(id, nil, { sent =, message = }) a transport failure
+ *   report = plan:report()    fanout's report, once every call is settled
+ *
+ * The scheduler (src/core/cms_sched.c) decides; lcms_run.c encodes the calls
+ * and keeps the results, exactly as for fanout, so a plan driven by any loop
+ * resends, fails over, paces and reports as fanout does. */
+#include <string.h>
+#include "lcms.h"
+
+#define LCMS_PLAN_MT "commsease.plan"
+
+/* the plan's Lua values, in its user value table */
+enum { UV_CLIENT = 1, UV_LIST, UV_RESULTS, UV_IDS, UV_PERR, UV_PROGRESS, UV_BODIES, UV_PCALLS,
+       UV_META, UV_JOBS, UV_BLOCK, UV_N = UV_BLOCK };
+
+typedef struct lcms_plan_ud {
+  lcms_run r;
+  lua_Integer last_id;  /* job ids are 1, 2, 3, ... */
+  int busy;             /* inside next/done (on_progress may not call back) */
+  int pcalls, meta, jobs, uv; /* stack indexes while worked on */
+} lcms_plan_ud;
+
+/* pushes the user value's entries; sets the run's stack indexes */
+static lcms_plan_ud *load(lua_State *L, int check_client) {
+  lcms_plan_ud *p = luaL_checkudata(L, 1, LCMS_PLAN_MT);
+  int uv, k;
+  luaL_checkstack(L, UV_N + 24, "commsease: no room on the Lua stack for a plan");
+  lua_getuservalue(L, 1);
+  uv = lua_gettop(L);
+  for (k = 1; k <= UV_N; k++) lua_rawgeti(L, uv, k);
+  p->uv = uv;
+  p->r.L = L;
+  p->r.list = uv + UV_LIST;
+  p->r.results = uv + UV_RESULTS;
+  p->r.ids = uv + UV_IDS;
+  p->r.perr = uv + UV_PERR;
+  p->r.progress = lua_isnil(L, uv + UV_PROGRESS) ? 0 : uv + UV_PROGRESS;
+  p->r.bodies = uv + UV_BODIES;
+  p->pcalls = uv + UV_PCALLS;
+  p->meta = uv + UV_META;
+  p->jobs = uv + UV_JOBS;
+  if (check_client && !p->r.c->easy) luaL_error(L, "commsease: this plan's client is closed");
+  return p;
+}
+
+/* an error raised by on_progress is kept in the user value */
+static void store_perr(lua_State *L, lcms_plan_ud *p) {
+  lua_pushvalue(L, p->r.perr);
+  lua_rawseti(L, p->uv, UV_PERR);
+}
+
+/* the job of call st->call, signed with sg */
+static void push_job(lua_State *L, lcms_plan_ud *p, const cms_sched_step *st, const lcms_sig *sg) {
+  lcms_client *c = p->r.c;
+  lua_createtable(L, 0, 6);
+  lua_pushinteger(L, ++p->last_id);
+  lua_pushvalue(L, -1);
+  lua_pushinteger(L, st->call);
+  lua_rawset(L, p->jobs); /* jobs[id] = call */
+  lua_setfield(L, -2, "id");
+  lua_pushliteral(L, "POST");
+  lua_setfield(L, -2, "method");
+  lua_pushstring(L, c->urls[st->endpoint]);
+  lua_setfield(L, -2, "url");
+  lcms_push_headers(L, c, sg, p->r.rids[st->call]);
+  lua_setfield(L, -2, "headers");
+  lua_pushlstring(L, c->form.data ? c->form.data : "", c->form.len);
+  lua_setfield(L, -2, "body");
+  lua_pushnumber(L, (lua_Number)c->http.timeout_ms / 1000.0);
+  lua_setfield(L, -2, "timeout");
+}
+
+static int next_impl(lua_State *L) {
+  lcms_plan_ud *p = load(L, 1);
+  lcms_run *r = &p->r;
+  long long now = cms_now_ms();
+  for (;;) {
+    cms_sched_step st;
+    cms_sched_next(r->s, now, &st);
+    switch (st.what) {
+      case CMS_SCHED_START: {
+        lcms_sig sg;
+        if (lcms_run_encode(r, &st, &r->c->form)) {
+          lcms_run_outcome(r, st.call, 2, CMS_SCHED_FINAL, now, NULL);
+          continue;
+        }
+        if (lcms_sign(r->c, &sg)) {
+          lcms_push_local_error(L, "could not sign the request (libcrypto failure)",
+                                r->rids[st.call]);
+          lcms_run_outcome(r, st.call, 2, CMS_SCHED_FINAL, now, NULL);
+          continue;
+        }
+        push_job(L, p, &st, &sg); /* signed now */
+        store_perr(L, p);
+        lua_pushnil(L);
+        return 2;
+      }
+      case CMS_SCHED_EXPIRE:
+        lcms_run_expire(r, &st);
+        continue;
+      case CMS_SCHED_WAIT:
+        store_perr(L, p);
+        lua_pushnil(L);
+        lua_pushnumber(L, (lua_Number)st.wait_ms / 1000.0);
+        return 2;
+      case CMS_SCHED_IDLE:
+        store_perr(L, p);
+        lua_pushnil(L);
+        lua_pushnil(L);
+        return 2;
+    }
+  }
+}
+
+/* plan:done(id, status, body) | plan:done(id, nil, { sent =, message = }) */
+static int done_impl(lua_State *L) {
+  lcms_plan_ud *p = load(L, 1);
+  lcms_run *r = &p->r;
+  lua_Integer id = luaL_checkinteger(L, 2);
+  int i, nret, base = lua_gettop(L);
+  long long code = 0, now = cms_now_ms();
+  cms_http_outcome out = CMS_HTTP_OK;
+  long status = 0;
+  const char *ep;
+  /* the arguments are checked before the job is taken */
+  if (lua_isnil(L, 3)) {
+    luaL_checktype(L, 4, LUA_TTABLE);
+    lua_getfield(L, 4, "sent");
+    if (!lua_isnil(L, -1) && !lua_isboolean(L, -1))
+      luaL_argerror(L, 4, "sent must be a boolean (true when unknown)");
+    lua_getfield(L, 4, "message");
+    if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
+      luaL_argerror(L, 4, "message must be a string");
+    lua_settop(L, base);
+  } else {
+    lua_Integer st = luaL_checkinteger(L, 3);
+    luaL_checktype(L, 4, LUA_TSTRING);
+    if (st < 100 || st > 999) luaL_argerror(L, 3, "an HTTP status from 100 to 999");
+    status = (long)st;
+  }
+  lua_pushinteger(L, id);
+  lua_rawget(L, p->jobs);
+  if (!lua_isinteger(L, -1))
+    return luaL_argerror(L, 2, "not a job of this plan, or its outcome was handed back already");
+  i = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  lua_pushinteger(L, id);
+  lua_pushnil(L);
+  lua_rawset(L, p->jobs);
+  if (r->s->calls[i].state != CMS_CALL_FLIGHT) { /* settled at the deadline meanwhile */
+    store_perr(L, p);
+    return 0;
+  }
+  ep = r->c->endpoints[r->s->calls[i].ep];
+  if (status == 0) {
+    int sent;
+    const char *msg;
+    lua_getfield(L, 4, "sent");
+    sent = lua_isnil(L, -1) ? 1 : lua_toboolean(L, -1);
+    lua_getfield(L, 4, "message");
+    msg = lua_tostring(L, -1);
+    {
+      lcms_errinfo ei = {"transport", 0, msg && *msg ? msg : "transport failure", NULL, 1, sent,
+                         r->rids[i], ep};
+      nret = lcms_push_error(L, &ei);
+    }
+    lua_remove(L, -3);
+    lua_remove(L, -3);
+    out = sent ? CMS_HTTP_AMBIGUOUS : CMS_HTTP_CONNECT;
+  } else {
+    size_t len;
+    const char *body = lua_tolstring(L, 4, &len);
+    if (len > CMS_MAX_ANSWER) {
+      lcms_errinfo ei = {"response", 0, "the answer is over 1 MiB; cut off", NULL, 0, 1,
+                         r->rids[i], ep};
+      nret = lcms_push_error(L, &ei);
+    } else {
+      lua_rawgeti(L, r->ids, i);
+      nret = lcms_parse_answer(L, status, body, len, lua_gettop(L), r->rids[i], ep, &code);
+      lua_remove(L, -1 - nret);
+    }
+  }
+  lcms_run_outcome(r, i, nret, lcms_classify(L, nret, out, status, code), now, NULL);
+  store_perr(L, p);
+  return 0;
+}
+
+static int report_impl(lua_State *L) {
+  lcms_plan_ud *p = load(L, 0);
+  if (p->r.s->done < p->r.s->n)
+    return luaL_error(L, "commsease: plan:report() before the plan is finished "
+                      "(%d of %d calls settled; plan:next() returns nil, nil at the end)",
+                      p->r.s->done, p->r.s->n);
+  lcms_push_report(L, p->r.list, p->r.results, p->pcalls, p->meta, p->r.perr);
+  return 1;
+}
+
+/* next and done run protected, so that `busy` is cleared however they end */
+static int guarded(lua_State *L, lua_CFunction f, const char *name) {
+  lcms_plan_ud *p = luaL_checkudata(L, 1, LCMS_PLAN_MT);
+  int n = lua_gettop(L), rc;
+  if (p->busy) return luaL_error(L, "commsease: plan:%s called from on_progress", name);
+  lua_pushcfunction(L, f);
+  lua_insert(L, 1);
+  p->busy = 1;
+  rc = lua_pcall(L, n, LUA_MULTRET, 0);
+  p->busy = 0;
+  if (rc != LUA_OK) return lua_error(L);
+  return lua_gettop(L);
+}
+
+static int plan_next(lua_State *L) { return guarded(L, next_impl, "next"); }
+static int plan_done(lua_State *L) {
+  lua_settop(L, 4);
+  return guarded(L, done_impl, "done");
+}
+static int plan_report(lua_State *L) {
+  lua_settop(L, 1);
+  return report_impl(L);
+}
+
+static int plan_tostring(lua_State *L) {
+  lcms_plan_ud *p = luaL_checkudata(L, 1, LCMS_PLAN_MT);
+  lua_pushfstring(L, "commsease.plan (%p): %d of %d calls settled", (void *)p, p->r.s->done,
+                  p->r.s->n);
+  return 1;
+}
+
+/* plan = client:plan(params [, opts])  |  nil, err (invalid params) */
+int lcms_plan(lua_State *L) {
+  lcms_client *c = lcms_check_client(L);
+  lcms_runopts o;
+  lcms_plan_ud *p;
+  cms_verr e;
+  int meta, list, pcalls, uv, n, i;
+  luaL_checkstack(L, 40, "commsease: no room on the Lua stack for plan");
+  lua_settop(L, 3);
+  lcms_read_runopts(L, 3, &o, 1, 3, "plan");
+  if (lcms_chunk_params(L, 2, &e)) return lcms_push_invalid(L, &e);
+  meta = lua_gettop(L);
+  list = meta - 1;
+  lua_getfield(L, meta, "calls");
+  pcalls = lua_gettop(L);
+  n = (int)lua_rawlen(L, list);
+  p = lua_newuserdata(L, sizeof *p);
+  memset(p, 0, sizeof *p);
+  luaL_setmetatable(L, LCMS_PLAN_MT);
+  lua_createtable(L, UV_N, 0);
+  uv = lua_gettop(L);
+  lua_pushvalue(L, 1);
+  lua_rawseti(L, uv, UV_CLIENT);
+  lua_pushvalue(L, list);
+  lua_rawseti(L, uv, UV_LIST);
+  lua_createtable(L, n, 0);
+  lua_rawseti(L, uv, UV_RESULTS);
+  lua_createtable(L, n, 0);
+  lua_rawseti(L, uv, UV_IDS);
+  if (o.progress) {
+    lua_pushvalue(L, o.progress);
+    lua_rawseti(L, uv, UV_PROGRESS);
+  }
+  lua_newtable(L);
+  lua_rawseti(L, uv, UV_BODIES);
+  lua_pushvalue(L, pcalls);
+  lua_rawseti(L, uv, UV_PCALLS);
+  lua_pushvalue(L, meta);
+  lua_rawseti(L, uv, UV_META);
+  lua_newtable(L);
+  lua_rawseti(L, uv, UV_JOBS);
+  p->r.L = L;
+  p->r.c = c;
+  p->r.fanout = 1;
+  o.sched.n_endpoints = c->n_endpoints;
+  o.sched.attempt_ms = c->http.timeout_ms;
+  if (o.deadline_s > 0) o.sched.deadline_ms = cms_now_ms() + (long long)(o.deadline_s * 1000);
+  if (o.sched.concurrency > n && n > 0) o.sched.concurrency = n;
+  lcms_run_alloc(L, &p->r, n, &o.sched);
+  lua_rawseti(L, uv, UV_BLOCK);
+  for (i = 1; i <= n; i++) {
+    int g;
+    lua_rawgeti(L, pcalls, i);
+    lua_getfield(L, -1, "group");
+    g = (int)lua_tointeger(L, -1);
+    lua_rawgeti(L, list, i);
+    lua_getfield(L, -1, "msgList");
+    cms_sched_group(p->r.s, i, g, (int)lua_rawlen(L, -1));
+    lua_pop(L, 4);
+  }
+  lua_setuservalue(L, uv - 1);
+  return 1;
+}
+
+void lcms_open_plan(lua_State *L) {
+  static const luaL_Reg methods[] = {
+    {"next", plan_next}, {"done", plan_done}, {"report", plan_report}, {NULL, NULL}};
+  luaL_newmetatable(L, LCMS_PLAN_MT);
+  lua_pushcfunction(L, plan_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pushliteral(L, "commsease: a plan's metatable is private");
+  lua_setfield(L, -2, "__metatable");
+  luaL_newlib(L, methods);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+}
