@@ -9,6 +9,7 @@
  * lua_pcall, never from inside a libcurl callback. */
 #include <string.h>
 #include "lcms.h"
+#include "lcms_wire.h"
 
 typedef struct drv {
   lcms_run r;
@@ -42,6 +43,8 @@ static void start(drv *d, const cms_sched_step *st, long long now) {
     return;
   }
   s->call = i;
+  s->t0 = lcms_clock_s();
+  if (!r->t0[i]) r->t0[i] = s->t0;
 }
 
 /* a finished transfer: the answer (or the transfer's error) goes to the run */
@@ -54,9 +57,20 @@ static void finish(drv *d, lcms_slot *s, CURLcode rc) {
   const char *ep = r->c->endpoints[r->s->calls[i].ep];
   curl_multi_remove_handle(d->pool->multi, s->easy);
   s->call = 0;
+  lcms_attempt a;
   lua_rawgeti(L, r->ids, i);
   nret = lcms_push_answer(L, out, &s->xfer, top + 1, r->rids[i], ep, &code);
   lua_remove(L, top + 1);
+  a.path = CMS_API_PATH;
+  a.endpoint = ep;
+  a.request_id = r->rids[i];
+  a.out = out;
+  a.x = &s->xfer;
+  a.code = code;
+  a.seconds = lcms_clock_s() - s->t0;
+  a.attempt = r->s->calls[i].attempts + r->s->calls[i].repeats + 1;
+  a.resend = r->s->calls[i].resend && (r->fanout || r->s->calls[i].repeats > 0);
+  lcms_note_attempt(L, r->c, r->hook, &a);
   lcms_run_outcome(r, i, nret, lcms_classify(L, nret, out, s->xfer.status, code), cms_now_ms(),
                    &s->form);
 }
@@ -122,6 +136,7 @@ static int loop_protected(lua_State *L) {
   d->r.perr = 5;
   d->r.progress = lua_isnil(L, 6) ? 0 : 6;
   d->r.bodies = 7;
+  d->r.hook = lua_isnil(L, 8) ? 0 : 8;
   d->r.L = L;
   loop(d);
   lua_pushvalue(L, 5);
@@ -175,8 +190,9 @@ static void run(lua_State *L, drv *d) {
   if (progress) lua_pushvalue(L, progress);
   else lua_pushnil(L);
   lua_pushvalue(L, bodies);
+  lcms_push_hook(L, 1);
   r->c->running = 1;
-  rc = lua_pcall(L, 7, 1, 0);
+  rc = lua_pcall(L, 8, 1, 0);
   r->c->running = 0;
   r->L = L;
   r->list = list, r->results = results, r->ids = ids, r->perr = perr, r->progress = progress;
