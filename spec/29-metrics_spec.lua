@@ -164,3 +164,202 @@ describe("commsease.prometheus", function()
     end
   end)
 end)
+
+describe("client:stats", function()
+  local SECRET = "stats-Secret-93c1"
+  local emu
+  setup(function() emu = helpers.start_emulator({"--rate-limit", "0", "--secret", SECRET}) end)
+  teardown(function() emu:stop() end)
+  before_each(function() emu:reset() end)
+
+  local function text_params(id)
+    return {roomid = 7, fromAccid = "a", toAccids = {"b"}, msgList = {commsease.text("x", {msgId = id})}}
+  end
+
+  it("starts at zero and counts calls, attempts, codes and statuses per path", function()
+    local c = helpers.client_for(emu)
+    local s = c:stats()
+    assert.same({}, s.paths)
+    assert.equal(0, s.resends)
+    for i = 1, 3 do assert(c:send(text_params("s" .. i))) end
+    assert.truthy(c:send(text_params("s1")).fail.s1) -- a repeat: in fail, the call still 200
+    emu:faults({{action = "code", code = 13004, desc = "muted"}})
+    assert.is_nil((c:send(text_params("s9"))))
+    assert(c:send_one{roomid = 7, fromAccid = "a", toAccids = {"b"}, msgType = 0, attach = "one"})
+    c:call("user/create.action", {accid = "x"})
+    s = c:stats()
+    local batch = s.paths[BATCH]
+    assert.equal(5, batch.calls)
+    assert.equal(5, batch.attempts)
+    assert.equal(1, s.paths["chatroom/sendMsgToSomeone.action"].calls)
+    assert.equal(1, s.paths["user/create.action"].calls)
+    assert.equal(5, s.codes[200])
+    assert.equal(1, s.codes[13004])
+    assert.equal(6, s.http[200])
+    assert.equal(1, s.http[404])
+    assert.equal(5, batch.latency.count)
+    local l = batch.latency
+    assert.is_true(l.p50 > 0 and l.p50 <= l.p90 and l.p90 <= l.p99 and l.p99 <= l.max)
+    assert.is_true(l.sum >= l.max and l.max < 5)
+    c:close()
+  end)
+
+  it("counts failovers as attempts and transport failures by kind", function()
+    local c = helpers.client_for(emu, {endpoints = {"http://127.0.0.1:9/nimserver", emu.base}, retries = 1})
+    assert(c:send(text_params("f1")))
+    local s = c:stats()
+    assert.equal(1, s.paths[BATCH].calls)
+    assert.equal(2, s.paths[BATCH].attempts)
+    assert.equal(1, s.transport.connect)
+    c:close()
+    c = helpers.client_for(emu, {timeout = 0.2, retries = 0})
+    emu:faults({{action = "delay", ms = 600}})
+    assert.is_nil((c:send(text_params("f2"))))
+    assert.equal(1, c:stats().transport.timeout)
+    emu:faults({{action = "close"}})
+    assert.is_nil((c:send(text_params("f3"))))
+    assert.equal(1, c:stats().transport.lost + c:stats().transport.connect)
+    c:close()
+  end)
+
+  it("counts fan-out resends and 416 pauses", function()
+    local c = helpers.client_for(emu, {rate_limit_penalty = 0.2})
+    emu:faults({{action = "status", status = 503}, {action = "code", code = 416, desc = "slow down"}})
+    local report = assert(c:fanout({roomid = 7, fromAccid = "a", toAccids = {"b", "c"},
+                                    msgList = {commsease.text("x", {msgId = "fr"})}}, {backoff = 0.01}))
+    assert.equal(1, report.ok)
+    local s = c:stats()
+    assert.equal(1, s.paths[BATCH].calls)
+    assert.equal(3, s.paths[BATCH].attempts)
+    assert.equal(2, s.resends)
+    assert.equal(1, s.pauses)
+    assert.equal(1, s.http[503])
+    assert.equal(1, s.codes[416])
+    c:close()
+  end)
+
+  it("holds nothing secret, and its Prometheus text is valid", function()
+    local c = helpers.client_for(emu)
+    assert(c:send(text_params("p1")))
+    local s = c:stats()
+    local function walk(t, depth)
+      assert.is_true(depth < 10)
+      for k, v in pairs(t) do
+        assert.is_nil(tostring(k):find(SECRET, 1, true))
+        if type(v) == "table" then walk(v, depth + 1)
+        else assert.is_nil(tostring(v):find(SECRET, 1, true)) end
+      end
+    end
+    walk(s, 0)
+    local text = commsease.prometheus(s, {app = "spec"})
+    assert.is_nil(text:find(SECRET, 1, true))
+    local samples = parse_exposition(text)
+    assert.equal(1, find(samples, "commsease_calls_total", {path = BATCH, app = "spec"}))
+    c:close()
+  end)
+
+  it("is a fresh table each time, and works on a closed client", function()
+    local c = helpers.client_for(emu)
+    local a, b = c:stats(), c:stats()
+    assert.are_not.equal(a, b)
+    c:close()
+    assert.equal("table", type(c:stats().paths))
+  end)
+end)
+
+describe("opts.on_attempt", function()
+  local emu
+  setup(function() emu = helpers.start_emulator({"--rate-limit", "0"}) end)
+  teardown(function() emu:stop() end)
+  before_each(function() emu:reset() end)
+
+  local function params(id)
+    return {roomid = 7, fromAccid = "a", toAccids = {"b"}, msgList = {commsease.text("x", {msgId = id})}}
+  end
+
+  it("sees every attempt: endpoint, path, status, code, ms, attempt, request_id, resend", function()
+    local seen = {}
+    local dead = "http://127.0.0.1:9/nimserver"
+    local c = helpers.client_for(emu, {endpoints = {dead, emu.base}, retries = 1,
+                                       on_attempt = function(a) seen[#seen + 1] = a end})
+    local res = assert(c:send(params("h1")))
+    assert.equal(2, #seen)
+    assert.equal(dead, seen[1].endpoint)
+    assert.equal("connect", seen[1].transport)
+    assert.is_nil(seen[1].status)
+    assert.equal(1, seen[1].attempt)
+    assert.equal(emu.base, seen[2].endpoint)
+    assert.equal(BATCH, seen[2].path)
+    assert.equal(200, seen[2].status)
+    assert.equal(200, seen[2].code)
+    assert.equal(2, seen[2].attempt)
+    assert.is_false(seen[2].resend)
+    assert.equal(res.request_id, seen[1].request_id)
+    assert.equal(res.request_id, seen[2].request_id)
+    assert.is_true(seen[2].ms > 0 and seen[2].ms < 5000)
+    c:close()
+  end)
+
+  it("sees send_all and fanout attempts, resends marked", function()
+    local seen = {}
+    local c = helpers.client_for(emu, {on_attempt = function(a) seen[#seen + 1] = a end})
+    c:send_all({params("h2"), params("h3")})
+    assert.equal(2, #seen)
+    seen = {}
+    emu:faults({{action = "status", status = 503}})
+    assert(c:fanout({roomid = 7, fromAccid = "a", toAccids = {"b"}, msgList = {commsease.text("x")}},
+                    {backoff = 0.01}))
+    assert.equal(2, #seen)
+    assert.equal(503, seen[1].status)
+    assert.is_false(seen[1].resend)
+    assert.is_true(seen[2].resend)
+    assert.equal(2, seen[2].attempt)
+    c:close()
+  end)
+
+  it("catches and counts errors raised in it; the call goes on", function()
+    local c = helpers.client_for(emu, {on_attempt = function() error("hook broke") end})
+    local res = assert(c:send(params("h4")))
+    assert.truthy(res.success.h4)
+    local out = c:send_all({params("h5")})
+    assert.truthy(out[1].res)
+    local s = c:stats()
+    assert.equal(2, s.hooks.calls)
+    assert.equal(2, s.hooks.errors)
+    c:close()
+  end)
+
+  it("may read stats, but the client's own calls raise inside it (counted as errors)", function()
+    local c
+    local got, inner
+    c = helpers.client_for(emu, {on_attempt = function()
+      got = c:stats().paths[BATCH].attempts
+      inner = {pcall(c.send, c, params("inner"))}
+      c:close()
+    end})
+    assert(c:send(params("h6")))
+    assert.equal(1, got)
+    assert.is_false(inner[1])
+    assert.matches("on_attempt", inner[2])
+    assert.is_false(c:is_closed())
+    assert.equal(1, c:stats().hooks.errors) -- the close
+    assert.equal(1, #emu:inbox("b"))
+    c:close()
+  end)
+
+  it("does not keep a client alive that its hook refers to", function()
+    local weak = setmetatable({}, {__mode = "v"})
+    do
+      local c
+      c = helpers.client_for(emu, {on_attempt = function() return c end})
+      weak[1] = c
+    end
+    collectgarbage()
+    collectgarbage()
+    assert.is_nil(weak[1])
+  end)
+
+  it("must be a function", function()
+    assert.is_false((pcall(helpers.client_for, emu, {on_attempt = "print"})))
+  end)
+end)

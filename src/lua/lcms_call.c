@@ -473,7 +473,9 @@ int lcms_send_one(lua_State *L) {
  * 200 characters, given with or without its leading '/' */
 static const char *check_path(lua_State *L, int idx) {
   size_t n, i;
-  const char *p = luaL_checklstring(L, idx, &n);
+  const char *p;
+  luaL_checktype(L, idx, LUA_TSTRING);
+  p = lua_tolstring(L, idx, &n);
   if (n && p[0] == '/') p++, n--;
   if (n == 0 || n > 200) luaL_argerror(L, idx, "a path like \"chatroom/sendMsg.action\" expected");
   for (i = 0; i < n; i++) {

@@ -71,8 +71,12 @@ static void finish(drv *d, lcms_slot *s, CURLcode rc) {
   a.attempt = r->s->calls[i].attempts + r->s->calls[i].repeats + 1;
   a.resend = r->s->calls[i].resend && (r->fanout || r->s->calls[i].repeats > 0);
   lcms_note_attempt(L, r->c, r->hook, &a);
-  lcms_run_outcome(r, i, nret, lcms_classify(L, nret, out, s->xfer.status, code), cms_now_ms(),
-                   &s->form);
+  {
+    int repeats = r->s->calls[i].repeats;
+    lcms_run_outcome(r, i, nret, lcms_classify(L, nret, out, s->xfer.status, code), cms_now_ms(),
+                     &s->form);
+    if (r->s->calls[i].repeats > repeats) r->c->stats.repeats++; /* a 431 learnt from */
+  }
 }
 
 static void abort_call(drv *d, int i) {
