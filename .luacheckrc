@@ -8,3 +8,6 @@ files["bench/wrk-emulator.lua"] = {
 }
 -- runs under Lua 5.1 and LuaJIT too
 files["spec/compat/smoke.lua"] = { std = "lua51+lua54", read_globals = { "jit" } }
+-- the OpenResty half runs under LuaJIT inside nginx
+files["src/lua/commsease"] = { std = "ngx_lua" }
+files["examples/openresty"] = { std = "ngx_lua" }

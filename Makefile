@@ -16,10 +16,17 @@ BUILD         ?= build
 SANITIZE      ?=
 SUDO          ?= $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-# Debian packages the project needs (make deps installs the missing ones)
-DEB_PACKAGES = lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson \
-               lua-busted lua-socket libmicrohttpd-dev libcjson-dev pkg-config luarocks lua-check \
-               lua5.1 liblua5.1-0-dev luajit libluajit-5.1-dev lua-compat53-dev
+# Debian packages the project needs: make deps installs the missing ones and never
+# removes a package (.ci/deps).  LuaJIT is not listed: .ci/deps adds OpenResty's
+# luajit2 + libluajit2-5.1-dev (what libnginx-mod-http-lua links), or upstream's
+# luajit + libluajit-5.1-dev where that one is installed; the two pairs conflict.
+DEB_PACKAGES = gcc libc6-dev pkg-config \
+               lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
+               lua5.4 liblua5.4-dev lua-compat53-dev \
+               lua-cjson lua-busted lua-socket lua-posix lua-check luarocks \
+               libcurl4-openssl-dev libssl-dev libcjson-dev libmicrohttpd-dev libhiredis-dev \
+               nginx libnginx-mod-http-lua lua-resty-core redis-server \
+               clang libclang-rt-14-dev valgrind openssl
 
 CORE_SRC = $(wildcard src/core/*.c)
 LUA_SRC  = $(wildcard src/lua/*.c)
@@ -39,8 +46,9 @@ CORETEST = $(BUILD)/core-test
 SCHEDTEST = $(BUILD)/sched-test
 SPECFORK = $(BUILD)/spec_fork.so
 
-.PHONY: all deps test test-plain test-asan test-compat demo bench fuzz lint install clean \
-        rockspec-check
+.PHONY: all deps deps-check test test-plain test-asan test-compat demo bench fuzz lint install clean \
+        memcheck valgrind \
+        rockspec-check jit
 
 all: $(MODULE) $(EMULATOR)
 
@@ -74,18 +82,16 @@ $(SPECFORK): spec/c/spec_fork.c
 -include $(CORE_OBJ:.o=.d) $(LUA_OBJ:.o=.d) $(EMU_OBJ:.o=.d)
 
 deps:
-	@missing=""; for p in $(DEB_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  echo "make deps: installing$$missing"; \
-	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
-	else echo "make deps: all Debian packages present"; fi
+	@SUDO="$(SUDO)" .ci/deps $(DEB_PACKAGES)
+
+# proof that make deps removes nothing here: apt-get install -s of the whole list
+deps-check:
+	@.ci/deps --check $(DEB_PACKAGES)
 
 # The specs run twice: a plain build, then the module and the emulator built with
 # AddressSanitizer and UndefinedBehaviorSanitizer.
 test: deps
+	$(MAKE) deps-check
 	$(MAKE) lint
 	$(MAKE) test-plain
 	$(MAKE) test-asan
@@ -101,24 +107,37 @@ test-compat: $(EMULATOR)
 	  LUA_CFLAGS="-I/usr/include/luajit-2.1 -I/usr/include/lua5.1"
 	luajit spec/compat/smoke.lua build-jit $(EMULATOR)
 
+# the module for LuaJIT, which the OpenResty specs load into nginx (spec/helpers_nginx.lua)
+JIT_BUILD ?= build-jit
+jit:
+	$(MAKE) $(JIT_BUILD)/commsease.so BUILD=$(JIT_BUILD) \
+	  LUA_CFLAGS="-I/usr/include/luajit-2.1 -I/usr/include/lua5.1"
+
 rockspec-check:
 	LUA=$(LUA) LUA_VERSION=$(LUA_VERSION) rockspec/check.sh
 
-test-plain: all $(CORETEST) $(SCHEDTEST) $(SPECFORK)
+test-plain: all $(CORETEST) $(SCHEDTEST) $(SPECFORK) jit
 	$(CORETEST)
 	$(SCHEDTEST)
-	COMMSEASE_BUILD=$(BUILD) spec/run-busted.sh $(BUSTED)
+	COMMSEASE_BUILD=$(BUILD) COMMSEASE_JIT_BUILD=$(JIT_BUILD) spec/run-busted.sh $(BUSTED)
 
 ASAN_LIB = $(shell $(CC) -print-file-name=libasan.so)
-test-asan:
+test-asan: jit
 	$(MAKE) all build-asan/core-test build-asan/sched-test build-asan/spec_fork.so BUILD=build-asan \
 	  CFLAGS="-O1 -g -fno-omit-frame-pointer" \
 	  SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 	ASAN_OPTIONS=detect_leaks=1 build-asan/core-test
 	ASAN_OPTIONS=detect_leaks=1 build-asan/sched-test
-	COMMSEASE_BUILD=build-asan LD_PRELOAD=$(ASAN_LIB) \
+	COMMSEASE_BUILD=build-asan COMMSEASE_JIT_BUILD=$(JIT_BUILD) LD_PRELOAD=$(ASAN_LIB) \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  spec/run-busted.sh $(BUSTED)
+
+# the C unit tests and the whole busted suite under valgrind memcheck: a memory
+# error or a byte definitely or indirectly lost fails it (spec/memcheck.sh sums the
+# figures of every process; spec/valgrind.supp holds the only suppressions)
+memcheck: all $(CORETEST) $(SCHEDTEST) $(SPECFORK)
+	spec/memcheck.sh $(BUILD) $(BUSTED)
+valgrind: memcheck
 
 # client CPU per request and req/s against one loopback server, side by side
 # with plain C and pure Lua; see bench/README.md
@@ -135,7 +154,7 @@ install: $(MODULE) $(EMULATOR)
 
 # luacheck (Debian: lua-check) over the Lua of specs, examples and the bench
 lint:
-	luacheck spec examples bench rockspec
+	luacheck spec examples bench rockspec src/lua/commsease
 
 # libFuzzer targets (clang) for src/core and the emulator's request checks;
 # slow, so not part of `make test`

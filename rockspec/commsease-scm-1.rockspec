@@ -43,6 +43,9 @@ external_dependencies = {
 build = {
    type = "builtin",
    modules = {
+      -- the OpenResty client (Lua, over the C module): require "commsease.resty"
+      ["commsease.resty"] = "src/lua/commsease/resty.lua",
+      ["commsease.resty.http"] = "src/lua/commsease/resty/http.lua",
       commsease = {
          sources = {
             "src/core/cms_buf.c",
@@ -56,6 +59,7 @@ build = {
             "src/core/cms_json.c",
             "src/core/cms_stats.c",
             "src/core/cms_webhook.c",
+            "src/core/cms_answer.c",
             "src/lua/lcms_chunk.c",
             "src/lua/lcms_client.c",
             "src/lua/lcms_compat.c",

@@ -97,8 +97,8 @@ local cases = {
    path = "msgList%[2%]%.msgType"},
   {rule = "msgType", what = "a fraction", form = {msgList = msgs(text_msg({msgType = 0.5}))},
    path = "msgList%[1%]%.msgType"},
-  {rule = "attach", what = "missing", form = {msgList = msgs(text_msg({attach = json.null}))},
-   path = "msgList%[1%]%.attach"},
+  {rule = "attach", what = "missing from an image (optional only for text, tip and custom)",
+   form = {msgList = msgs({msgId = "i1", msgType = 1})}, path = "msgList%[1%]%.attach"},
   {rule = "attach", what = "empty", form = {msgList = msgs(text_msg({attach = ""}))},
    path = "msgList%[1%]%.attach"},
   {rule = "attach", what = "4097 characters", form = {msgList = msgs(text_msg({attach = ("a"):rep(4097)}))},
@@ -157,8 +157,8 @@ local function rule_names()
   f:close()
   local names = {}
   for _, tbl in ipairs({"cms_param_rules", "cms_msg_rules"}) do
-    local body = assert(src:match("const cms_rule " .. tbl .. "%[%] = (%b{})"), tbl)
-    for name in body:gmatch("{\"([%w_]+)\", CMS_K_") do names[#names + 1] = name end
+    local body = assert(src:match("const cms_rule " .. tbl .. "%[[^%]]*%] = (%b{})"), tbl)
+    for name in body:gmatch("RULE%(CMS_[%u_]+, \"([%w_]+)\", CMS_K_") do names[#names + 1] = name end
   end
   return names
 end

@@ -165,3 +165,140 @@ describe("a JSON text check covers every byte (defect 5, the request side)", fun
     assert.equal(text, cjson.decode(form_of(req.body).msgList)[1].attach)
   end)
 end)
+
+local IMAGE_FIELDS = {url = "https://cdn.example/x.jpg", md5 = "0123", ext = "jpg", w = 64, h = 48, size = 2048}
+local function copy(t) local c = {} for k, v in pairs(t) do c[k] = v end return c end
+local function raising() error("a metamethod ran") end
+
+describe("what is checked is what is sent: fields behind __index are not seen (defect 3)", function()
+  local client
+  setup(function() client = commsease.new{appkey = "k", secret = "s", endpoint = "http://127.0.0.1:9/nimserver"} end)
+  teardown(function() client:close() end)
+
+  it("refuses a typed attach whose fields all come from __index (it would go out as {})", function()
+    local attach = setmetatable({}, {__index = copy(IMAGE_FIELDS)})
+    local req, err = client:prepare(base{msgList = {{msgType = "image", attach = attach}}})
+    assert.is_nil(req, req and form_of(req.body).msgList)
+    assert.equal("invalid", err.kind)
+    assert.equal("msgList[1].attach.md5", err.field)
+    assert.truthy(err.message:find("missing", 1, true), err.message)
+  end)
+
+  it("refuses a typed attach with one required field behind __index", function()
+    local raw = copy(IMAGE_FIELDS)
+    raw.url = nil
+    local attach = setmetatable(raw, {__index = {url = "https://cdn.example/x.jpg"}})
+    local _, err = client:prepare(base{msgList = {{msgType = 1, attach = attach}}})
+    assert.equal("msgList[1].attach.url", err.field)
+  end)
+
+  it("refuses an antispamCustom whose type and data come from __index", function()
+    local custom = setmetatable({}, {__index = {type = 1, data = "x"}})
+    local req, err = client:prepare(base{antispam = true, antispamCustom = custom})
+    assert.is_nil(req, req and form_of(req.body).antispamCustom)
+    assert.equal("antispamCustom.type", err.field)
+  end)
+
+  it("does not see antispam = true behind __index of params", function()
+    local p = base{antispamCustom = {type = 1, data = "x"}}
+    setmetatable(p, {__index = {antispam = true}})
+    local _, err = client:prepare(p)
+    assert.equal("antispamCustom", err.field)
+    assert.truthy(err.message:find("antispam=true", 1, true), err.message)
+  end)
+end)
+
+describe("bad data never raises, whatever its metatables do (defect 4)", function()
+  local client
+  setup(function() client = commsease.new{appkey = "k", secret = "s", endpoint = "http://127.0.0.1:9/nimserver"} end)
+  teardown(function() client:close() end)
+
+  it("sends an attach whose __index raises, with exactly its raw fields", function()
+    local attach = setmetatable(copy(IMAGE_FIELDS), {__index = raising})
+    local ok, req, err = pcall(client.prepare, client, base{msgList = {{msgId = "i1", msgType = 1, attach = attach}}})
+    assert.is_true(ok, tostring(req))
+    assert.is_nil(err)
+    local sent = cjson.decode(cjson.decode(form_of(req.body).msgList)[1].attach)
+    assert.same(IMAGE_FIELDS, sent)
+  end)
+
+  it("gives nil, err for a params table with a raising __index that carries antispamCustom", function()
+    local p = setmetatable(base{antispamCustom = {type = 1, data = "x"}}, {__index = raising})
+    for _, call in ipairs({function() return client:prepare(p) end, function() return client:send(p) end,
+                           function() return commsease.chunk(p) end}) do
+      local ok, res, err = pcall(call)
+      assert.is_true(ok, tostring(res))
+      assert.is_nil(res)
+      assert.equal("antispamCustom", err.field)
+    end
+  end)
+
+  it("gives nil, err from chunk for params and messages whose __index raises", function()
+    local ok, res, err = pcall(commsease.chunk, setmetatable({}, {__index = raising}))
+    assert.is_true(ok, tostring(res))
+    assert.is_nil(res)
+    assert.equal("msgList", err.field)
+    local msg = setmetatable({msgType = 0, attach = "hi"}, {__index = raising}) -- no msgId: one is made
+    local plan
+    ok, res, plan = pcall(commsease.chunk, base{msgList = {msg}})
+    assert.is_true(ok, tostring(res))
+    assert.equal(1, #res, tostring(plan and plan.message))
+    assert.equal(1, plan.messages)
+  end)
+end)
+
+describe("no metamethod of the caller's data runs while it is checked and written", function()
+  -- every table of the params carries a metatable whose every event counts
+  local events = {"__index", "__newindex", "__len", "__pairs", "__ipairs", "__eq", "__lt", "__le",
+                  "__concat", "__call", "__tostring", "__unm", "__add", "__close"}
+  local calls = 0
+  local poison = {}
+  for _, e in ipairs(events) do poison[e] = function() calls = calls + 1 error("metamethod " .. e) end end
+  local function poisoned(t, seen)
+    seen = seen or {}
+    if type(t) ~= "table" or seen[t] then return t end
+    seen[t] = true
+    for _, v in pairs(t) do poisoned(v, seen) end
+    return setmetatable(t, poison)
+  end
+  local function params()
+    return {roomid = 42, fromAccid = "npc", toAccids = {"p1", "p2"}, route = 0, env = "dev",
+            yidunAntiCheating = {app = {id = "a"}}, yidunAntiSpamExt = {k = {1, 2}},
+            antispam = true, antispamCustom = {type = 1, data = "d"},
+            msgList = {{msgId = "t1", msgType = 0, attach = "hi", ext = {a = {b = {1, 2}}}},
+                       {msgId = "i1", msgType = 1, attach = copy(IMAGE_FIELDS)},
+                       {msgId = "c1", msgType = 100, attach = {kind = "reward", list = {{x = 1}}}}}}
+  end
+  local emu, client
+  setup(function()
+    emu = helpers.start_emulator({"--rate-limit", "0"})
+    client = helpers.client_for(emu)
+  end)
+  teardown(function()
+    client:close()
+    emu:stop()
+  end)
+  before_each(function() calls = 0 end)
+
+  it("prepare writes the same body with and without the metatables, running none", function()
+    local plain = assert(client:prepare(params()))
+    local ok, req, err = pcall(client.prepare, client, poisoned(params()))
+    assert.is_true(ok, tostring(req))
+    assert.is_nil(err)
+    assert.equal(0, calls)
+    assert.equal(plain.body, req.body)
+  end)
+
+  it("send and chunk run none either", function()
+    local ok, res, err = pcall(client.send, client, poisoned(params()))
+    assert.is_true(ok, tostring(res))
+    assert.is_nil(err)
+    assert.is_table(res.success.t1)
+    local plan
+    ok, res, plan = pcall(commsease.chunk, poisoned(params()))
+    assert.is_true(ok, tostring(res))
+    assert.is_table(res, tostring(plan and plan.message))
+    assert.equal(3, plan.messages)
+    assert.equal(0, calls)
+  end)
+end)

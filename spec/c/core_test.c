@@ -8,6 +8,7 @@
 #include <string.h>
 #include "cms_buf.h"
 #include "cms_form.h"
+#include "cms_json.h"
 #include "cms_pace.h"
 #include "cms_rules.h"
 #include "cms_sign.h"
@@ -189,6 +190,64 @@ static void test_signing(void) {
         "nonces are 32 hex characters and differ");
 }
 
+/* cms_json_check: the grammar, every byte judged; and whatever it accepts,
+ * cJSON (more lenient) parses whole */
+static void test_json_check(void) {
+  static const char *const good[] = {
+    "0", "-0", "1.5e-3", "-12E+7", "\"\"", "\"a\\u00e9\\n\"", "true", "false", "null", "[]", "{}",
+    " [1, [2, {\"a\": null}]] ", "{\"k\":\"\xc3\xa9\"}", "\t\r\n\"x\"\n", NULL};
+  static const char *const bad[] = {
+    "", " ", "01", "1.", ".5", "-", "1e", "+1", "NaN", "Infinity", "0x10", "[1,]", "{\"a\":1,}",
+    "{a:1}", "{\"a\" 1}", "[1 2]", "\"\\x\"", "\"\\u12\"", "\"abc", "tru", "nul", "[1]]", "{}}",
+    "/* c */ 1", "\"\x01\"", "\"\xff\"", "\"\xc0\xaf\"", "\"\xed\xa0\x80\"", "[", "{\"a\":", NULL};
+  static const char alphabet[] = "{}[],:\"\\ 0123456789.-+eEtrufalsn\x00\xc3\xa9";
+  const char *why;
+  size_t at;
+  int i, k;
+  char deep[2 * CMS_JSON_MAX_DEPTH + 4];
+  for (i = 0; good[i]; i++)
+    CHECK(cms_json_check(good[i], strlen(good[i]), &why, &at) == 0, "json good %s", good[i]);
+  for (i = 0; bad[i]; i++)
+    CHECK(cms_json_check(bad[i], strlen(bad[i]), &why, &at) == -1 && why, "json bad %s", bad[i]);
+  CHECK(cms_json_check("{\"a\":1}\0junk", 12, &why, &at) == -1 && at == 7, "a NUL after the value, at %zu", at);
+  CHECK(cms_json_check("[1]\0", 4, &why, &at) == -1, "a NUL at the end");
+  CHECK(cms_json_check("\"a\0b\"", 5, &why, &at) == -1, "a NUL in a string");
+  for (k = 0; k < CMS_JSON_MAX_DEPTH; k++) deep[k] = '[';
+  for (k = 0; k < CMS_JSON_MAX_DEPTH; k++) deep[CMS_JSON_MAX_DEPTH + k] = ']';
+  CHECK(cms_json_check(deep, 2 * CMS_JSON_MAX_DEPTH, &why, &at) == 0, "%d levels", CMS_JSON_MAX_DEPTH);
+  memmove(deep + 1, deep, 2 * CMS_JSON_MAX_DEPTH);
+  deep[0] = '[';
+  deep[2 * CMS_JSON_MAX_DEPTH + 1] = ']';
+  CHECK(cms_json_check(deep, 2 * CMS_JSON_MAX_DEPTH + 2, &why, &at) == -1, "one level too deep");
+  for (i = 0; i < 200000; i++) {
+    char t[12];
+    size_t n = next_byte() % sizeof t, j;
+    for (j = 0; j < n; j++) t[j] = alphabet[next_byte() % (sizeof alphabet - 1)];
+    if (cms_json_check(t, n, &why, &at) == 0) {
+      const char *end = NULL;
+      cJSON *p = cJSON_ParseWithLengthOpts(t, n, &end, 0);
+      while (end && end < t + n && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r')) end++;
+      CHECK(p && end == t + n, "accepted %.*s, cJSON does not", (int)n, t);
+      cJSON_Delete(p);
+    }
+  }
+}
+
+/* the API codes table: which codes are retryable */
+static void test_api_codes(void) {
+  static const int retry[] = {408, 416, 500, 503, 514};
+  static const int final[] = {200, 403, 414, 417, 431, 13004, 99999};
+  size_t i;
+  for (i = 0; i < sizeof retry / sizeof *retry; i++)
+    CHECK(cms_api_code_retryable(retry[i]), "%d is retryable", retry[i]);
+  for (i = 0; i < sizeof final / sizeof *final; i++)
+    CHECK(!cms_api_code_retryable(final[i]), "%d is not retryable", final[i]);
+  CHECK(cms_api_code_find(414) && strcmp(cms_api_code_find(414)->desc, "parameter error") == 0, "414 desc");
+  CHECK(cms_msgtypes[CMS_T_CUSTOM].code == 100 && cms_param_rules[CMS_PR_ENV].max_chars == 32 &&
+            strcmp(cms_msg_rules[CMS_MF_ATTACH].name, "attach") == 0 && !cms_param_rules[CMS_PR_COUNT].name,
+        "the tables are indexed by their enums");
+}
+
 /* a webhook request: md5sum and sha1sum of the body and headers, by hand */
 static void test_webhook(void) {
   static const char body[] = "{\"eventType\":\"4\"}";
@@ -299,6 +358,8 @@ int main(void) {
   test_utf16();
   test_accids();
   test_signing();
+  test_json_check();
+  test_api_codes();
   test_webhook();
   test_stats();
   curl_global_cleanup();

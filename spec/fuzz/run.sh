@@ -3,9 +3,11 @@
 # into build-fuzz/ and runs each for FUZZ_SECONDS seconds (default 60).
 # Not part of `make test`: run `make fuzz` or this script by hand.
 #
-#   FUZZ_SECONDS=300 spec/fuzz/run.sh              # both targets
+#   FUZZ_SECONDS=300 spec/fuzz/run.sh              # every target
 #   spec/fuzz/run.sh fuzz_core                     # one target
 #   FUZZ_JOBS=4 spec/fuzz/run.sh                   # parallel workers per target
+#   FUZZ_RUNS=10000000 spec/fuzz/run.sh fuzz_parse # stop after that many executions
+#   FUZZ_TIMEOUT=10                                # seconds one input may take (a hang)
 #
 # The corpus of each target grows in build-fuzz/corpus/<target>/ (seeded from
 # spec/fuzz/seeds/<target without fuzz_>/); a crash leaves its input in
@@ -45,7 +47,26 @@ build() { # target objects...
 build fuzz_core $CORE_OBJS
 build fuzz_emulator_form $OBJS
 
-TARGETS=${*:-fuzz_core fuzz_emulator_form}
+# the module itself (src/core and src/lua) for the targets that embed Lua 5.4
+# and drive it through its Lua API: fuzz_parse (commsease.parse) and
+# fuzz_encode (tables built from the input through prepare and chunk)
+LUA_CFLAGS=${LUA_CFLAGS:-"-I/usr/include/lua5.4"}
+LUA_LIBS=${LUA_LIBS:-"-llua5.4"}
+MOD_OBJS=""
+mkdir -p "$OUT/obj-mod"
+for src in src/core/*.c src/lua/*.c; do
+  obj="$OUT/obj-mod/$(echo "$src" | tr / _ | sed 's/\.c$/.o/')"
+  $CLANG $CFLAGS $LUA_CFLAGS -fPIC -fsanitize=fuzzer-no-link $SAN -c "$src" -o "$obj"
+  MOD_OBJS="$MOD_OBJS $obj"
+done
+build_lua() { # target
+  $CLANG $CFLAGS $LUA_CFLAGS -fsanitize=fuzzer $SAN "spec/fuzz/$1.c" $MOD_OBJS \
+    $LUA_LIBS -lcurl -lcrypto -lm -ldl -o "$OUT/$1"
+}
+build_lua fuzz_parse
+build_lua fuzz_encode
+
+TARGETS=${*:-fuzz_core fuzz_emulator_form fuzz_parse fuzz_encode}
 status=0
 for t in $TARGETS; do
   seeds="spec/fuzz/seeds/${t#fuzz_}"
@@ -59,7 +80,8 @@ for t in $TARGETS; do
   [ "$JOBS" -gt 1 ] && par="-jobs=$JOBS -workers=$JOBS"
   # shellcheck disable=SC2086
   if ! ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-      "$OUT/$t" -max_len=8192 -max_total_time="$SECONDS_EACH" -print_final_stats=1 \
+      "$OUT/$t" -max_len=8192 -max_total_time="$SECONDS_EACH" -timeout="${FUZZ_TIMEOUT:-10}" \
+      ${FUZZ_RUNS:+-runs=$FUZZ_RUNS} -print_final_stats=1 \
       -artifact_prefix="$art/" $dict $par "$corpus" "$seeds"; then
     echo "== $t: FAILED; inputs in $art/" >&2
     status=1

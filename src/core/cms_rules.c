@@ -6,30 +6,47 @@
 #include <stdio.h>
 #include <string.h>
 
-const cms_rule cms_param_rules[] = {
-  {"roomid", CMS_K_ROOMID, 1, 0, 0, 0, "a 64-bit integer > 0 (the chat room id)"},
-  {"msgList", CMS_K_MSGLIST, 1, 0, 1, 10, "JSON array of 1 to 10 messages"},
-  {"fromAccid", CMS_K_ACCID, 1, CMS_ACCID_MAX, 0, 0, "the sender's accid"},
-  {"toAccids", CMS_K_ACCIDS, 1, CMS_ACCID_MAX, 1, 100, "JSON array of 1 to 100 accids"},
-  {"route", CMS_K_FLAG, 0, 0, 0, 0, "0 or 1 (default 1: sync to the webhook)"},
-  {"useYidun", CMS_K_INT, 0, 0, 0, 0, "an integer; only 0 (skip moderation) has a meaning"},
-  {"yidunAntiCheating", CMS_K_JSON, 0, 1024, 0, 0, "JSON text of at most 1024 characters"},
-  {"yidunAntiSpamExt", CMS_K_JSON, 0, 1024, 0, 0, "JSON text of at most 1024 characters"},
-  {"bid", CMS_K_TEXT, 0, 0, 0, 0, "moderation business id"},
-  {"antispam", CMS_K_BOOL, 0, 0, 0, 0, "true or false (default false)"},
-  {"antispamCustom", CMS_K_JSON, 0, 5000, 0, 0,
-   "JSON {\"type\":1|2|3,\"data\":\"...\"} of at most 5000 characters, only with antispam=true"},
-  {"env", CMS_K_TEXT, 0, 32, 0, 0, "webhook environment name of at most 32 characters"},
-  {NULL, CMS_K_TEXT, 0, 0, 0, 0, NULL}};
+#define RULE(id, nm, kind, req, chars, lo, hi, lift, doc) \
+  [id] = {nm, kind, req, chars, lo, hi, doc, lift}
 
-const cms_rule cms_msg_rules[] = {
-  {"msgId", CMS_K_TEXT, 1, 0, 0, 0, "non-empty string, unique within msgList"},
-  {"msgType", CMS_K_INT, 1, 0, 0, 0, "0 1 2 3 4 6 10 100 (or text image audio video location file tip custom)"},
-  {"attach", CMS_K_TEXT, 1, 4096, 0, 0, "message body of 1 to 4096 characters"},
-  {"ext", CMS_K_JSON, 0, 4096, 0, 0, "JSON text of at most 4096 characters"},
-  {"subType", CMS_K_POSINT, 0, 0, 0, 0, "an integer > 0"},
-  {"resendFlag", CMS_K_FLAG, 0, 0, 0, 0, "0 or 1 (1: a resend, de-duplicated by msgId)"},
-  {NULL, CMS_K_TEXT, 0, 0, 0, 0, NULL}};
+const cms_rule cms_param_rules[CMS_PR_COUNT + 1] = {
+  RULE(CMS_PR_ROOMID, "roomid", CMS_K_ROOMID, 1, 0, 0, 0, 0,
+       "a 64-bit integer > 0 (the chat room id)"),
+  RULE(CMS_PR_MSGLIST, "msgList", CMS_K_MSGLIST, 1, 0, 1, CMS_MSGLIST_MAX, 0,
+       "JSON array of 1 to 10 messages"),
+  RULE(CMS_PR_FROMACCID, "fromAccid", CMS_K_ACCID, 1, CMS_ACCID_MAX, 0, 0, 0, "the sender's accid"),
+  RULE(CMS_PR_TOACCIDS, "toAccids", CMS_K_ACCIDS, 1, CMS_ACCID_MAX, 1, CMS_ACCIDS_MAX, 0,
+       "JSON array of 1 to 100 accids"),
+  RULE(CMS_PR_ROUTE, "route", CMS_K_FLAG, 0, 0, 0, 0, 0, "0 or 1 (default 1: sync to the webhook)"),
+  RULE(CMS_PR_USEYIDUN, "useYidun", CMS_K_INT, 0, 0, 0, 0, 0,
+       "an integer; only 0 (skip moderation) has a meaning"),
+  RULE(CMS_PR_YIDUNANTICHEATING, "yidunAntiCheating", CMS_K_JSON, 0, 1024, 0, 0, 0,
+       "JSON text of at most 1024 characters"),
+  RULE(CMS_PR_YIDUNANTISPAMEXT, "yidunAntiSpamExt", CMS_K_JSON, 0, 1024, 0, 0, 0,
+       "JSON text of at most 1024 characters"),
+  RULE(CMS_PR_BID, "bid", CMS_K_TEXT, 0, 0, 0, 0, 0, "moderation business id"),
+  RULE(CMS_PR_ANTISPAM, "antispam", CMS_K_BOOL, 0, 0, 0, 0, 0, "true or false (default false)"),
+  RULE(CMS_PR_ANTISPAMCUSTOM, "antispamCustom", CMS_K_JSON, 0, 5000, 0, 0, 0,
+       "JSON {\"type\":1|2|3,\"data\":\"...\"} of at most 5000 characters, only with antispam=true"),
+  RULE(CMS_PR_ENV, "env", CMS_K_TEXT, 0, 32, 0, 0, 0,
+       "webhook environment name of at most 32 characters"),
+  [CMS_PR_COUNT] = {NULL, CMS_K_TEXT, 0, 0, 0, 0, NULL, 0}};
+_Static_assert(sizeof cms_param_rules / sizeof cms_param_rules[0] == CMS_PR_COUNT + 1,
+               "one rule per cms_param_id");
+
+const cms_rule cms_msg_rules[CMS_MF_COUNT + 1] = {
+  RULE(CMS_MF_MSGID, "msgId", CMS_K_TEXT, 1, 0, 0, 0, 1, "non-empty string, unique within msgList"),
+  RULE(CMS_MF_MSGTYPE, "msgType", CMS_K_INT, 1, 0, 0, 0, 0,
+       "0 1 2 3 4 6 10 100 (or text image audio video location file tip custom)"),
+  RULE(CMS_MF_ATTACH, "attach", CMS_K_TEXT, 0, 4096, 0, 0, 0,
+       "message body of 1 to 4096 characters (optional for text, tip and custom)"),
+  RULE(CMS_MF_EXT, "ext", CMS_K_JSON, 0, 4096, 0, 0, 0, "JSON text of at most 4096 characters"),
+  RULE(CMS_MF_SUBTYPE, "subType", CMS_K_POSINT, 0, 0, 0, 0, 1, "an integer > 0"),
+  RULE(CMS_MF_RESENDFLAG, "resendFlag", CMS_K_FLAG, 0, 0, 0, 0, 1,
+       "0 or 1 (1: a resend, de-duplicated by msgId)"),
+  [CMS_MF_COUNT] = {NULL, CMS_K_TEXT, 0, 0, 0, 0, NULL, 0}};
+_Static_assert(sizeof cms_msg_rules / sizeof cms_msg_rules[0] == CMS_MF_COUNT + 1,
+               "one rule per cms_msg_id");
 
 static const cms_attach_field image_fields[] = {
   {"name", CMS_J_STRING, 0}, {"md5", CMS_J_STRING, 1}, {"url", CMS_J_STRING, 1},
@@ -49,16 +66,53 @@ static const cms_attach_field file_fields[] = {
   {"name", CMS_J_STRING, 1}, {"md5", CMS_J_STRING, 1}, {"url", CMS_J_STRING, 1},
   {"ext", CMS_J_STRING, 1},  {"size", CMS_J_INTEGER, 1}, {NULL, CMS_J_MISSING, 0}};
 
-const cms_msgtype cms_msgtypes[] = {
-  {0, "text", "TEXT", 0, 0, NULL},
-  {1, "image", "PICTURE", 1, 1, image_fields},
-  {2, "audio", "AUDIO", 1, 1, audio_fields},
-  {3, "video", "VIDEO", 1, 1, video_fields},
-  {4, "location", "LOCATION", 1, 1, location_fields},
-  {6, "file", "FILE", 1, 1, file_fields},
-  {10, "tip", "TIPS", 0, 0, NULL},
-  {100, "custom", "CUSTOM", 1, 0, NULL},
-  {-1, NULL, NULL, 0, 0, NULL}};
+const cms_msgtype cms_msgtypes[CMS_T_COUNT + 1] = {
+  [CMS_T_TEXT] = {0, "text", "TEXT", 0, 0, NULL, 0},
+  [CMS_T_IMAGE] = {1, "image", "PICTURE", 1, 1, image_fields, 1},
+  [CMS_T_AUDIO] = {2, "audio", "AUDIO", 1, 1, audio_fields, 1},
+  [CMS_T_VIDEO] = {3, "video", "VIDEO", 1, 1, video_fields, 1},
+  [CMS_T_LOCATION] = {4, "location", "LOCATION", 1, 1, location_fields, 1},
+  [CMS_T_FILE] = {6, "file", "FILE", 1, 1, file_fields, 1},
+  [CMS_T_TIP] = {10, "tip", "TIPS", 0, 0, NULL, 0},
+  [CMS_T_CUSTOM] = {100, "custom", "CUSTOM", 1, 0, NULL, 0},
+  [CMS_T_COUNT] = {-1, NULL, NULL, 0, 0, NULL, 0}};
+_Static_assert(sizeof cms_msgtypes / sizeof cms_msgtypes[0] == CMS_T_COUNT + 1,
+               "one entry per cms_type_id");
+
+const cms_api_code cms_api_codes[] = {
+  {200, 0, "ok"},
+  {403, 0, "illegal operation or no permission"},
+  {404, 0, "not found"},
+  {405, 0, "parameter too long"},
+  {408, 1, "timeout"},
+  {414, 0, "parameter error"},
+  {416, 1, "rate limit exceeded"},
+  {417, 0, "repeated operation"},
+  {419, 0, "over a quantity limit"},
+  {431, 0, "HTTP request repeated"},
+  {500, 1, "internal server error"},
+  {503, 1, "server busy"},
+  {514, 1, "service unavailable"},
+  {13001, 0, "IM connection abnormal"},
+  {13002, 0, "chat room abnormal"},
+  {13003, 0, "sender in the room's blocklist"},
+  {13004, 0, "sender muted in the room"},
+  {13005, 0, "anti-spam hit on the room profile"},
+  {13006, 0, "the room is wholly muted"},
+  {13009, 0, "scheduled room closing disabled"},
+  {0, 0, NULL}};
+
+const cms_api_code *cms_api_code_find(long long code) {
+  const cms_api_code *c;
+  for (c = cms_api_codes; c->code; c++)
+    if (c->code == code) return c;
+  return NULL;
+}
+
+int cms_api_code_retryable(long long code) {
+  const cms_api_code *c = cms_api_code_find(code);
+  return c ? c->retryable : 0;
+}
 
 static const cms_rule *find_rule(const cms_rule *t, const char *name) {
   for (; t->name; t++)
@@ -240,22 +294,27 @@ static int msg_text(const cms_rule *r, int index, const char *s, size_t n, cms_v
   return 0;
 }
 
-/* cms_msg_rules in its fixed order */
-#define R_MSGID (&cms_msg_rules[0])
-#define R_TYPE (&cms_msg_rules[1])
-#define R_ATTACH (&cms_msg_rules[2])
-#define R_EXT (&cms_msg_rules[3])
+#define R_MSGID (&cms_msg_rules[CMS_MF_MSGID])
+#define R_TYPE (&cms_msg_rules[CMS_MF_MSGTYPE])
+#define R_ATTACH (&cms_msg_rules[CMS_MF_ATTACH])
+#define R_EXT (&cms_msg_rules[CMS_MF_EXT])
 
 int cms_check_msg(const cms_msg_view *m, int index, cms_verr *e) {
+  const cms_msgtype *t;
   if (!m->msgId) return msg_fail(e, index, "msgId", "is missing; %s", R_MSGID->doc);
   if (m->msgId_len == 0) return msg_fail(e, index, "msgId", "is empty; %s", R_MSGID->doc);
   if (msg_text(R_MSGID, index, m->msgId, m->msgId_len, e)) return -1;
   if (!m->has_msgType) return msg_fail(e, index, "msgType", "is missing; one of %s", R_TYPE->doc);
-  if (!cms_msgtype_by_code(m->msgType))
+  if (!(t = cms_msgtype_by_code(m->msgType)))
     return msg_fail(e, index, "msgType", "is %lld; allowed: %s", m->msgType, R_TYPE->doc);
-  if (!m->attach) return msg_fail(e, index, "attach", "is missing; %s", R_ATTACH->doc);
-  if (m->attach_len == 0) return msg_fail(e, index, "attach", "is empty; %s", R_ATTACH->doc);
-  if (msg_text(R_ATTACH, index, m->attach, m->attach_len, e)) return -1;
+  if (!m->attach) {
+    if (t->attach_required)
+      return msg_fail(e, index, "attach", "is missing; a %s message needs one: %s", t->name,
+                      R_ATTACH->doc);
+  } else {
+    if (m->attach_len == 0) return msg_fail(e, index, "attach", "is empty; %s", R_ATTACH->doc);
+    if (msg_text(R_ATTACH, index, m->attach, m->attach_len, e)) return -1;
+  }
   if (m->ext && msg_text(R_EXT, index, m->ext, m->ext_len, e)) return -1;
   if (m->has_subType && m->subType <= 0)
     return msg_fail(e, index, "subType", "is %lld; it must be an integer > 0", m->subType);

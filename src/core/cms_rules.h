@@ -34,15 +34,30 @@ typedef struct cms_rule {
   unsigned max_chars;    /* UTF-16 code units; 0 = no limit */
   unsigned min_items, max_items; /* lists only */
   const char *doc;       /* one line for messages and the README */
+  unsigned char lifted;  /* messages: a typed builder (image{...}) takes it out of attach */
 } cms_rule;
 
-/* the form parameters, in wire order; the list ends with name == NULL */
-extern const cms_rule cms_param_rules[];
-/* the fields of one message of msgList; ends with name == NULL */
-extern const cms_rule cms_msg_rules[];
-const cms_rule *cms_msg_rule(const char *name);
+/* The rule tables are indexed by these enums (cms_param_rules[CMS_PR_ENV]);
+ * a _Static_assert in cms_rules.c keeps each table's size equal to its count. */
+typedef enum cms_param_id {
+  CMS_PR_ROOMID, CMS_PR_MSGLIST, CMS_PR_FROMACCID, CMS_PR_TOACCIDS, CMS_PR_ROUTE,
+  CMS_PR_USEYIDUN, CMS_PR_YIDUNANTICHEATING, CMS_PR_YIDUNANTISPAMEXT, CMS_PR_BID,
+  CMS_PR_ANTISPAM, CMS_PR_ANTISPAMCUSTOM, CMS_PR_ENV, CMS_PR_COUNT
+} cms_param_id;
+typedef enum cms_msg_id {
+  CMS_MF_MSGID, CMS_MF_MSGTYPE, CMS_MF_ATTACH, CMS_MF_EXT, CMS_MF_SUBTYPE, CMS_MF_RESENDFLAG,
+  CMS_MF_COUNT
+} cms_msg_id;
 
-#define CMS_ACCID_MAX 32
+#define CMS_MSGLIST_MAX 10   /* messages per call */
+#define CMS_ACCIDS_MAX 100   /* recipients per call */
+#define CMS_ACCID_MAX 32     /* characters of an accid */
+
+/* the form parameters, in wire order, then an entry with name == NULL */
+extern const cms_rule cms_param_rules[CMS_PR_COUNT + 1];
+/* the fields of one message of msgList, then an entry with name == NULL */
+extern const cms_rule cms_msg_rules[CMS_MF_COUNT + 1];
+const cms_rule *cms_msg_rule(const char *name);
 
 /* JSON value kinds of an attach field */
 typedef enum cms_jtype { CMS_J_MISSING, CMS_J_STRING, CMS_J_INTEGER, CMS_J_NUMBER,
@@ -61,9 +76,15 @@ typedef struct cms_msgtype {
   int attach_json;         /* attach is JSON text (else free text) */
   int attach_object;       /* attach must be a JSON object */
   const cms_attach_field *fields; /* schema of the object, NULL = any */
+  int attach_required;     /* types whose attach has a documented shape */
 } cms_msgtype;
 
-extern const cms_msgtype cms_msgtypes[]; /* ends with name == NULL */
+typedef enum cms_type_id {
+  CMS_T_TEXT, CMS_T_IMAGE, CMS_T_AUDIO, CMS_T_VIDEO, CMS_T_LOCATION, CMS_T_FILE, CMS_T_TIP,
+  CMS_T_CUSTOM, CMS_T_COUNT
+} cms_type_id;
+/* indexed by cms_type_id, then an entry with name == NULL */
+extern const cms_msgtype cms_msgtypes[CMS_T_COUNT + 1];
 const cms_msgtype *cms_msgtype_by_code(long long code);
 const cms_msgtype *cms_msgtype_by_name(const char *name, size_t len);
 
@@ -117,6 +138,18 @@ typedef cms_jtype (*cms_attach_get)(void *obj, const char *key, const char **s,
                                     size_t *n, double *num);
 int cms_check_attach_fields(const cms_msgtype *t, int index, cms_attach_get get,
                             void *obj, cms_verr *e);
+
+/* The API's answer codes (API.md "Codes"): what each means and whether trying
+ * again later may give another result.  One table for the module (the
+ * `retryable` of an api error) and the emulator (the desc of its answers). */
+typedef struct cms_api_code {
+  int code;
+  unsigned char retryable;
+  const char *desc;
+} cms_api_code;
+extern const cms_api_code cms_api_codes[]; /* ends with code == 0 */
+const cms_api_code *cms_api_code_find(long long code); /* NULL: not a documented code */
+int cms_api_code_retryable(long long code);             /* unknown codes: 0 */
 
 /* antispamCustom is {"type":1|2|3,"data":"..."} and only goes with antispam=true */
 int cms_check_antispam(int antispam_true, int has_custom, long long custom_type,

@@ -235,7 +235,7 @@ static int check_view(const cms_msg_view *m, int i, vmsg *vm, cms_verr *e) {
     return cms_verr_set(e, path, "%s is not valid JSON text; %s", path, cms_msg_rule("ext")->doc);
   }
   t = cms_msgtype_by_code(m->msgType);
-  if (t && t->attach_json) {
+  if (t && t->attach_json && m->attach) { /* absent: allowed where the rules allow it */
     cJSON *a = parse_json_text(m->attach, m->attach_len);
     int rc = 0;
     field_path(path, sizeof path, i, "attach");
@@ -250,7 +250,7 @@ static int check_view(const cms_msg_view *m, int i, vmsg *vm, cms_verr *e) {
     if (rc) return -1;
   }
   vm->msgid = m->msgId;
-  vm->attach = m->attach;
+  vm->attach = m->attach ? m->attach : "";
   vm->ext = m->ext ? m->ext : "";
   vm->type = m->msgType;
   vm->has_subtype = m->has_subType;
@@ -410,7 +410,7 @@ static int validate(call *k, cms_verr *e) {
         if (cms_check_value(r, r->name, kv->val, kv->vlen, e)) return -1;
         j = parse_json_text(kv->val, kv->vlen);
         if (!j) return cms_verr_set(e, r->name, "%s is not valid JSON text; %s", r->name, r->doc);
-        if (strcmp(r->name, "antispamCustom") == 0) {
+        if (r == &cms_param_rules[CMS_PR_ANTISPAMCUSTOM]) {
           const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "type");
           const cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "data");
           has_custom = 1;
@@ -422,10 +422,13 @@ static int validate(call *k, cms_verr *e) {
       }
       default:
         if (cms_check_value(r, r->name, kv->val, kv->vlen, e)) return -1;
-        if (strcmp(r->name, "roomid") == 0) cms_parse_int64(kv->val, kv->vlen, &k->roomid);
-        else if (strcmp(r->name, "fromAccid") == 0) k->from = kv->val;
-        else if (strcmp(r->name, "route") == 0) k->route = kv->val[0] == '1';
-        else if (strcmp(r->name, "antispam") == 0) antispam_true = kv->val[0] == 't';
+        switch ((cms_param_id)(r - cms_param_rules)) {
+          case CMS_PR_ROOMID: cms_parse_int64(kv->val, kv->vlen, &k->roomid); break;
+          case CMS_PR_FROMACCID: k->from = kv->val; break;
+          case CMS_PR_ROUTE: k->route = kv->val[0] == '1'; break;
+          case CMS_PR_ANTISPAM: antispam_true = kv->val[0] == 't'; break;
+          default: break;
+        }
         break;
     }
   }
@@ -747,9 +750,12 @@ int emu_api_handle(emu_server *s, struct MHD_Connection *c, const char *method,
         ret = emu_reply(c, 200, "text/html", b, strlen(b));
         goto done;
       }
-      case EMU_F_CODE:
-        ret = answer_code(s, c, fault->code, fault->desc ? fault->desc : "fault injected");
+      case EMU_F_CODE: {
+        const cms_api_code *known = cms_api_code_find(fault->code); /* the shared table */
+        ret = answer_code(s, c, fault->code,
+                          fault->desc ? fault->desc : known ? known->desc : "fault injected");
         goto done;
+      }
       case EMU_F_CLOSE:
         if (!fault->after_deliver) {
           pthread_mutex_lock(&s->mu);
@@ -803,7 +809,13 @@ int emu_api_handle(emu_server *s, struct MHD_Connection *c, const char *method,
   }
   memset(&ve, 0, sizeof ve);
   if (validate(&k, &ve)) {
-    snprintf(err, sizeof err, "%s: %s", ve.field, ve.message);
+    {
+      /* the path once: "msgList[1].attach: is missing; ..." */
+      size_t fl = strlen(ve.field);
+      const char *rest = ve.message;
+      if (fl && strncmp(rest, ve.field, fl) == 0 && rest[fl] == ' ') rest += fl + 1;
+      snprintf(err, sizeof err, "%s: %s", ve.field, rest);
+    }
     ret = answer_code(s, c, 414, err);
     goto done;
   }

@@ -253,7 +253,7 @@ static int resend_batch(lua_State *L, lcms_client *c, void *ud) {
   cms_verr e;
   int top = lua_gettop(L);
   lcms_push_resend_copy(L, b->params, b->msgids);
-  if (lcms_encode_params(L, top + 1, &c->form, &e)) {
+  if (lcms_encode(L, top + 1, &c->form, &e)) {
     lua_settop(L, top);
     return lcms_push_invalid(L, &e);
   }
@@ -268,7 +268,7 @@ int lcms_send(lua_State *L) {
   batch_ud b = {2, 3};
   lcms_callspec k;
   lua_settop(L, 2);
-  if (lcms_encode_params(L, 2, &c->form, &e)) return lcms_push_invalid(L, &e);
+  if (lcms_encode(L, 2, &c->form, &e)) return lcms_push_invalid(L, &e);
   /* stack: self params msgIds */
   memset(&k, 0, sizeof k);
   k.shape = LCMS_ANSWER_BATCH;
@@ -413,15 +413,15 @@ typedef struct single_ud {
 /* encodes the batch-shaped params at `batch` and makes the single form;
  * pushes the msgIds list, or returns -1 with e filled (nothing pushed) */
 static int encode_single(lua_State *L, lcms_client *c, int batch, cms_verr *e) {
-  if (lcms_encode_params(L, batch, &c->form, e)) {
+  if (lcms_encode(L, batch, &c->form, e)) {
     unprefix(e->field);
     unprefix(e->message);
     return -1;
   }
   if (to_single_form(L, c)) {
-    lua_pop(L, 1);
-    cms_verr_set(e, "params", "out of memory while encoding the form");
-    return -1;
+    /* the batch form was just written by the module itself: only memory can fail here */
+    lua_pushliteral(L, "not enough memory");
+    lua_error(L);
   }
   return 0;
 }
@@ -577,7 +577,10 @@ static int encode_form(lua_State *L, lcms_client *c, int form, cms_verr *e) {
     lua_settop(L, keys);
   }
   lua_settop(L, top);
-  if (b->oom) return cms_verr_set(e, "form", "out of memory while encoding the form");
+  if (b->oom) { /* a memory error raises, as Lua's own do */
+    lua_pushliteral(L, "not enough memory");
+    lua_error(L);
+  }
   return 0;
 }
 

@@ -14,8 +14,9 @@
 #include "lcms.h"
 #include "cms_sign.h"
 
-#define BATCH_MSGS 10
-#define BATCH_ACCIDS 100
+/* the batch limits are the rules' (cms_rules.c) */
+#define BATCH_MSGS ((size_t)cms_param_rules[CMS_PR_MSGLIST].max_items)
+#define BATCH_ACCIDS ((size_t)cms_param_rules[CMS_PR_TOACCIDS].max_items)
 
 /* rewrite "msgList[k]" in s as "msgList[k + off]" (error paths of one call in
  * the caller's numbering) */
@@ -50,10 +51,13 @@ int lcms_chunk_params(lua_State *L, int idx, cms_verr *e) {
     cms_verr_set(e, "params", "params must be a table, not a %s", luaL_typename(L, P));
     return -1;
   }
-  lua_getfield(L, P, "msgList");
+  /* raw reads: no metamethod of the caller's tables runs */
+  lua_pushstring(L, cms_param_rules[CMS_PR_MSGLIST].name);
+  lua_rawget(L, P);
   msgs = lua_gettop(L);
   if (check_seq(L, msgs, "msgList", e, &n_msgs)) goto fail;
-  lua_getfield(L, P, "toAccids");
+  lua_pushstring(L, cms_param_rules[CMS_PR_TOACCIDS].name);
+  lua_rawget(L, P);
   to = lua_gettop(L);
   if (check_seq(L, to, "toAccids", e, &n_to)) goto fail;
 
@@ -101,7 +105,8 @@ int lcms_chunk_params(lua_State *L, int idx, cms_verr *e) {
       cms_verr_set(e, path, "%s must be a message table, not a %s", path, luaL_typename(L, -1));
       goto fail;
     }
-    lua_getfield(L, -1, "msgId");
+    lua_pushstring(L, cms_msg_rules[CMS_MF_MSGID].name);
+    lua_rawget(L, -2);
     if (lua_isnil(L, -1)) {
       char u[37];
       lua_pop(L, 1);
@@ -154,8 +159,9 @@ int lcms_chunk_params(lua_State *L, int idx, cms_verr *e) {
       call = lua_gettop(L);
       lua_pushnil(L);
       while (lua_next(L, P)) {
-        if (lua_type(L, -2) == LUA_TSTRING && (strcmp(lua_tostring(L, -2), "msgList") == 0 ||
-                                               strcmp(lua_tostring(L, -2), "toAccids") == 0)) {
+        if (lua_type(L, -2) == LUA_TSTRING &&
+            (strcmp(lua_tostring(L, -2), cms_param_rules[CMS_PR_MSGLIST].name) == 0 ||
+             strcmp(lua_tostring(L, -2), cms_param_rules[CMS_PR_TOACCIDS].name) == 0)) {
           lua_pop(L, 1);
           continue;
         }

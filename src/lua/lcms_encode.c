@@ -22,6 +22,7 @@ typedef struct enc {
   cms_buf *form;
   cms_verr *e;
   int params;
+  int slots;      /* stack slot of the first param's collected value */
 } enc;
 
 /* where a value sits: a parameter (index 0) or a field of msgList[index] */
@@ -47,15 +48,21 @@ static int oom(enc *x, const char *what) {
   return cms_verr_set(x->e, what, "out of memory while encoding %s", what);
 }
 
+/* 0: an exact integer in *out; -1: not a whole number; -2: a whole float of
+ * 2^53 or more (every number on 5.1, 5.2 and LuaJIT), which a double may
+ * already have rounded: refused with IMPRECISE */
 static int get_integer(lua_State *L, int idx, long long *out) {
-  int isnum = 0;
-  lua_Integer v;
-  if (lua_type(L, idx) != LUA_TNUMBER) return -1;
-  v = lua_tointegerx(L, idx, &isnum);
-  if (!isnum) return -1;
-  *out = (long long)v;
-  return 0;
+  switch (lcms_to_integer(L, idx, out)) {
+    case LCMS_INT_OK: return 0;
+    case LCMS_INT_IMPRECISE: return -2;
+    default: return -1;
+  }
 }
+
+#define IMPRECISE(x, p, idx)                                                                 \
+  FAIL(x, p, "%s is %.0f, a float of 2^53 or more: a double cannot hold every integer there "  \
+       "(2^53 + 1 reads as 2^53), so it may not be the number you wrote; pass it as a string",  \
+       path_, (double)lua_tonumber(L, idx))
 
 /* One pass over table t (raw, as lua_next sees it): every key must name a
  * rule (index 0: params, else msgList[index]), and the value of rule k is
@@ -89,8 +96,6 @@ static int collect_fields(enc *x, int t, const cms_rule *rules, int index, int b
   return 0;
 }
 
-/* stack slots of a message's fields, in cms_msg_rules order */
-enum { F_MSGID, F_MSGTYPE, F_ATTACH, F_EXT, F_SUBTYPE, F_RESENDFLAG, F_COUNT };
 
 /* a proper sequence 1..n with no other keys */
 static int seq_len(lua_State *L, int t, size_t *n) {
@@ -184,7 +189,7 @@ static int json_value(enc *x, fpath p, unsigned max_chars, int want_object, int 
 static int encode_msg(enc *x, int m, int i, int ids, cms_msg_view *v) {
   lua_State *L = x->L;
   const cms_msgtype *t = NULL;
-  int top = lua_gettop(L);
+  int top = lua_gettop(L), rc;
   long long n;
   fpath p = {i, NULL};
 #define AT(f) (p.field = (f), p)
@@ -194,11 +199,11 @@ static int encode_msg(enc *x, int m, int i, int ids, cms_msg_view *v) {
     return cms_verr_set(x->e, where, "%s must be a message table, not a %s", where,
                         luaL_typename(L, m));
   }
-  lua_settop(L, top + F_COUNT); /* top+1..top+6: the fields, nil when absent */
+  lua_settop(L, top + CMS_MF_COUNT); /* top+1..top+6: the fields, nil when absent */
   if (collect_fields(x, m, cms_msg_rules, i, top + 1)) return -1;
   memset(v, 0, sizeof *v);
   /* top+7: msgId, the caller's or a fresh UUID */
-  lua_pushvalue(L, top + 1 + F_MSGID);
+  lua_pushvalue(L, top + 1 + CMS_MF_MSGID);
   if (lua_isnil(L, -1)) {
     char u[37];
     lua_pop(L, 1);
@@ -211,31 +216,33 @@ static int encode_msg(enc *x, int m, int i, int ids, cms_msg_view *v) {
   lua_pushvalue(L, top + 7);
   lua_rawseti(L, ids, i);
   /* msgType: an integer or a name */
-  lua_pushvalue(L, top + 1 + F_MSGTYPE);
+  lua_pushvalue(L, top + 1 + CMS_MF_MSGTYPE);
   if (lua_type(L, -1) == LUA_TSTRING) {
     size_t len;
     const char *name = lua_tolstring(L, -1, &len);
     t = cms_msgtype_by_name(name, len);
     if (!t)
       FAIL(x, AT("msgType"), "%s is \"%.32s\"; allowed: %s", path_, name,
-           cms_msg_rule("msgType")->doc);
+           cms_msg_rules[CMS_MF_MSGTYPE].doc);
     v->has_msgType = 1;
     v->msgType = t->code;
-  } else if (!get_integer(L, -1, &n)) {
+  } else if ((rc = get_integer(L, -1, &n)) == 0) {
     v->has_msgType = 1;
     v->msgType = n;
     t = cms_msgtype_by_code(n);
+  } else if (rc == -2) {
+    IMPRECISE(x, AT("msgType"), -1);
   } else if (!lua_isnil(L, -1)) {
     FAIL(x, AT("msgType"), "%s must be an integer or a type name, not a %s", path_,
          luaL_typename(L, -1));
   }
   lua_pop(L, 1);
   /* top+8: attach, as text; JSON types are checked against their schema */
-  lua_pushvalue(L, top + 1 + F_ATTACH);
+  lua_pushvalue(L, top + 1 + CMS_MF_ATTACH);
   if (!lua_isnil(L, -1) && t) {
     if (t->attach_json) {
       tref r;
-      if (json_value(x, AT("attach"), cms_msg_rule("attach")->max_chars, t->attach_object, 1)) return -1;
+      if (json_value(x, AT("attach"), cms_msg_rules[CMS_MF_ATTACH].max_chars, t->attach_object, 1)) return -1;
       r.L = L;
       r.idx = lua_gettop(L) - 1;
       if (t->fields && cms_check_attach_fields(t, i, tget, &r, x->e)) return -1;
@@ -247,28 +254,31 @@ static int encode_msg(enc *x, int m, int i, int ids, cms_msg_view *v) {
     v->attach = lua_tolstring(L, top + 8, &v->attach_len);
   }
   /* top+9: ext, JSON text or a table */
-  lua_pushvalue(L, top + 1 + F_EXT);
+  lua_pushvalue(L, top + 1 + CMS_MF_EXT);
   if (!lua_isnil(L, -1)) {
-    if (json_value(x, AT("ext"), cms_msg_rule("ext")->max_chars, 0, 0)) return -1;
+    if (json_value(x, AT("ext"), cms_msg_rules[CMS_MF_EXT].max_chars, 0, 0)) return -1;
     v->ext = lua_tolstring(L, top + 9, &v->ext_len);
   }
   /* subType */
-  lua_pushvalue(L, top + 1 + F_SUBTYPE);
+  lua_pushvalue(L, top + 1 + CMS_MF_SUBTYPE);
   if (!lua_isnil(L, -1)) {
-    if (get_integer(L, -1, &n))
+    if ((rc = get_integer(L, -1, &n)) == -2) IMPRECISE(x, AT("subType"), -1);
+    if (rc)
       FAIL(x, AT("subType"), "%s must be an integer > 0, not a %s", path_, luaL_typename(L, -1));
     v->has_subType = 1;
     v->subType = n;
   }
   lua_pop(L, 1);
   /* resendFlag: 0/1 or a boolean */
-  lua_pushvalue(L, top + 1 + F_RESENDFLAG);
+  lua_pushvalue(L, top + 1 + CMS_MF_RESENDFLAG);
   if (lua_isboolean(L, -1)) {
     v->has_resendFlag = 1;
     v->resendFlag = lua_toboolean(L, -1);
-  } else if (!get_integer(L, -1, &n)) {
+  } else if ((rc = get_integer(L, -1, &n)) == 0) {
     v->has_resendFlag = 1;
     v->resendFlag = n;
+  } else if (rc == -2) {
+    IMPRECISE(x, AT("resendFlag"), -1);
   } else if (!lua_isnil(L, -1)) {
     FAIL(x, AT("resendFlag"), "%s must be 0, 1 or a boolean, not a %s", path_,
          luaL_typename(L, -1));
@@ -284,8 +294,10 @@ static int encode_msg(enc *x, int m, int i, int ids, cms_msg_view *v) {
     cms_form_json_string(f, v->msgId, v->msgId_len);
     cms_form_put(f, CMS_P_MSGTYPE);
     cms_form_int(f, v->msgType);
-    cms_form_put(f, CMS_P_ATTACH);
-    cms_form_json_string(f, v->attach, v->attach_len);
+    if (v->attach) { /* absent where the type allows it: left out */
+      cms_form_put(f, CMS_P_ATTACH);
+      cms_form_json_string(f, v->attach, v->attach_len);
+    }
     if (v->ext) {
       cms_form_put(f, CMS_P_EXT);
       cms_form_json_string(f, v->ext, v->ext_len);
@@ -309,7 +321,7 @@ static int encode_msglist(enc *x, const cms_rule *r, int ids) {
   lua_State *L = x->L;
   int list = lua_gettop(L), i;
   size_t n;
-  cms_msg_view views[16];
+  cms_msg_view views[CMS_MSGLIST_MAX];
   if (lua_type(L, list) != LUA_TTABLE)
     return cms_verr_set(x->e, r->name, "msgList must be a list of messages, not a %s",
                         luaL_typename(L, list));
@@ -397,15 +409,18 @@ static int check_antispam(enc *x, int t) {
   lua_State *L = x->L;
   long long type = 0;
   int type_ok, data_ok, on;
-  lua_getfield(L, x->params, "antispam");
+  /* antispam as collected (raw) from params, not read again */
+  lua_pushvalue(L, x->slots + CMS_PR_ANTISPAM);
   on = lua_type(L, -1) == LUA_TBOOLEAN && lua_toboolean(L, -1);
   lua_pop(L, 1);
   if (lua_type(L, t) != LUA_TTABLE)
     return cms_verr_set(x->e, "antispamCustom", "antispamCustom must be a JSON object "
                         "{\"type\":1|2|3,\"data\":\"...\"}");
-  lua_getfield(L, t, "type");
+  lua_pushliteral(L, "type");
+  lua_rawget(L, t);
   type_ok = get_integer(L, -1, &type) == 0;
-  lua_getfield(L, t, "data");
+  lua_pushliteral(L, "data");
+  lua_rawget(L, t);
   data_ok = lua_type(L, -1) == LUA_TSTRING;
   lua_pop(L, 2);
   return cms_check_antispam(on, 1, type, type_ok, data_ok, x->e);
@@ -417,6 +432,7 @@ static int encode_param(enc *x, const cms_rule *r, int ids) {
   const char *name = r->name;
   fpath p = {0, name};
   long long n;
+  int rc;
   char num[32];
   switch (r->kind) {
     case CMS_K_MSGLIST: return encode_msglist(x, r, ids);
@@ -424,10 +440,12 @@ static int encode_param(enc *x, const cms_rule *r, int ids) {
     case CMS_K_ROOMID:
     case CMS_K_INT:
     case CMS_K_POSINT:
-      if (!get_integer(L, -1, &n)) {
+      if ((rc = get_integer(L, -1, &n)) == 0) {
         snprintf(num, sizeof num, "%lld", n);
         lua_pop(L, 1);
         lua_pushstring(L, num);
+      } else if (rc == -2) {
+        IMPRECISE(x, p, -1);
       } else if (lua_type(L, -1) != LUA_TSTRING) {
         FAIL(x, p, "%s must be an integer or a decimal string, not a %s; allowed: %s", path_,
              luaL_typename(L, -1), r->doc);
@@ -438,10 +456,12 @@ static int encode_param(enc *x, const cms_rule *r, int ids) {
         int b = lua_toboolean(L, -1);
         lua_pop(L, 1);
         lua_pushstring(L, b ? "1" : "0");
-      } else if (!get_integer(L, -1, &n)) {
+      } else if ((rc = get_integer(L, -1, &n)) == 0) {
         snprintf(num, sizeof num, "%lld", n);
         lua_pop(L, 1);
         lua_pushstring(L, num);
+      } else if (rc == -2) {
+        IMPRECISE(x, p, -1);
       } else {
         FAIL(x, p, "%s must be 0, 1 or a boolean, not a %s", path_, luaL_typename(L, -1));
       }
@@ -454,7 +474,7 @@ static int encode_param(enc *x, const cms_rule *r, int ids) {
       lua_pushstring(L, n ? "true" : "false");
       break;
     case CMS_K_JSON: {
-      int special = strcmp(name, "antispamCustom") == 0;
+      int special = r == &cms_param_rules[CMS_PR_ANTISPAMCUSTOM];
       if (json_value(x, p, r->max_chars, special, special)) return -1;
       if (special) {
         if (check_antispam(x, lua_gettop(L) - 1)) return -1;
@@ -496,6 +516,7 @@ int lcms_encode_params(lua_State *L, int params, cms_buf *form, cms_verr *e) {
   lua_createtable(L, 10, 0);
   ids = lua_gettop(L);
   for (r = cms_param_rules; r->name; r++) lua_pushnil(L);
+  x.slots = ids + 1;
   if (collect_fields(&x, params, cms_param_rules, 0, ids + 1)) goto fail;
   for (r = cms_param_rules; r->name; r++) {
     int slot = ids + 1 + (int)(r - cms_param_rules);

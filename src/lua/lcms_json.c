@@ -255,9 +255,10 @@ static int put_number(jw *w, int idx) {
 
 static int put_value(jw *w, int idx);
 
-/* the table at idx: an array if its keys are exactly 1..n (holes allowed as
- * lua-cjson allows them: null, unless the array would be over half holes and
- * longer than 10), else an object; an empty table is {} */
+/* the table at idx: an array if its keys are positive integers (holes are
+ * written as null, as lua-cjson does, unless the array would be over half holes
+ * and longer than 10), else an object whose integer keys are written as
+ * decimal strings; an empty table is {} */
 static int put_table(jw *w, int idx) {
   lua_State *L = w->L;
   const void *self = lua_topointer(L, idx);
@@ -286,13 +287,8 @@ static int put_table(jw *w, int idx) {
     w->depth--;
     return PUTLIT(w, "{}");
   }
-  if (is_array && (unsigned long long)maxk > count * 2 && maxk > 10) {
-    size_t old = path_push_index(w, maxk);
-    int rc = jfail(w, "%smakes the list excessively sparse (over half of it holes); "
-                   "fill the holes or use string keys", "");
-    path_pop(w, old);
-    return rc;
-  }
+  if (is_array && (unsigned long long)maxk > count * 2 && maxk > 10)
+    is_array = 0; /* over half holes: an object with the keys as decimal strings */
   if (is_array) {
     if (PUTLIT(w, "[")) return -1;
     for (i = 1; i <= (size_t)maxk; i++) {

@@ -7,11 +7,15 @@
 
 /* --- message builders: never raise; content is checked at send/prepare --- */
 
-/* fields of the message itself that may stand among attach's fields; "ext"
- * is not one of them: for image, audio, video and file it is attach's file
- * extension (the message's ext goes in the second argument) */
+/* fields of the message itself that may stand among attach's fields: the
+ * message rules marked `lifted` (msgId, subType, resendFlag).  "ext" is not
+ * one of them: for image, audio, video and file it is attach's file extension
+ * (the message's ext goes in the second argument) */
 static int is_msg_field(const char *k) {
-  return strcmp(k, "msgId") == 0 || strcmp(k, "subType") == 0 || strcmp(k, "resendFlag") == 0;
+  const cms_rule *r;
+  for (r = cms_msg_rules; r->name; r++)
+    if (r->lifted && strcmp(k, r->name) == 0) return 1;
+  return 0;
 }
 
 /* a new message table: a shallow copy of the fields table at idx (if any) */
@@ -33,9 +37,9 @@ static int build_with_body(lua_State *L) {
   lua_settop(L, 2);
   new_message(L, 2);
   lua_pushinteger(L, code);
-  lua_setfield(L, -2, "msgType");
-  lua_pushvalue(L, 1);
-  lua_setfield(L, -2, "attach");
+  lua_setfield(L, -2, cms_msg_rules[CMS_MF_MSGTYPE].name);
+  lua_pushvalue(L, 1); /* nil leaves attach out (text, tip and custom may) */
+  lua_setfield(L, -2, cms_msg_rules[CMS_MF_ATTACH].name);
   return 1;
 }
 
@@ -47,10 +51,10 @@ static int build_from_fields(lua_State *L) {
   lua_settop(L, 2);
   new_message(L, 2); /* 3: message */
   lua_pushinteger(L, code);
-  lua_setfield(L, 3, "msgType");
+  lua_setfield(L, 3, cms_msg_rules[CMS_MF_MSGTYPE].name);
   if (lua_type(L, 1) != LUA_TTABLE) {
     lua_pushvalue(L, 1);
-    lua_setfield(L, 3, "attach");
+    lua_setfield(L, 3, cms_msg_rules[CMS_MF_ATTACH].name);
     return 1;
   }
   lua_createtable(L, 0, 8); /* 4: attach */
@@ -61,7 +65,7 @@ static int build_from_fields(lua_State *L) {
     lua_insert(L, -2);
     lua_rawset(L, to_msg ? 3 : 4);
   }
-  lua_setfield(L, 3, "attach");
+  lua_setfield(L, 3, cms_msg_rules[CMS_MF_ATTACH].name);
   return 1;
 }
 
@@ -106,6 +110,10 @@ static void push_rule_list(lua_State *L, const cms_rule *r) {
     }
     lua_pushstring(L, r->doc);
     lua_setfield(L, -2, "doc");
+    if (r->lifted) {
+      lua_pushboolean(L, 1);
+      lua_setfield(L, -2, "lifted");
+    }
     lua_rawseti(L, -2, ++i);
   }
 }
@@ -129,6 +137,8 @@ void lcms_push_rules(lua_State *L) {
     lua_setfield(L, -2, "event_name");
     lua_pushboolean(L, t->attach_json);
     lua_setfield(L, -2, "attach_json");
+    lua_pushboolean(L, t->attach_required);
+    lua_setfield(L, -2, "attach_required");
     if (t->fields) {
       const cms_attach_field *f;
       int k = 0;
@@ -149,6 +159,21 @@ void lcms_push_rules(lua_State *L) {
     lua_rawseti(L, -2, ++i);
   }
   lua_setfield(L, -2, "msgtypes");
+  {
+    const cms_api_code *k;
+    lua_newtable(L);
+    for (k = cms_api_codes, i = 0; k->code; k++) {
+      lua_createtable(L, 0, 3);
+      lua_pushinteger(L, k->code);
+      lua_setfield(L, -2, "code");
+      lua_pushboolean(L, k->retryable);
+      lua_setfield(L, -2, "retryable");
+      lua_pushstring(L, k->desc);
+      lua_setfield(L, -2, "desc");
+      lua_rawseti(L, -2, ++i);
+    }
+    lua_setfield(L, -2, "codes");
+  }
   lua_pushinteger(L, CMS_ACCID_MAX);
   lua_setfield(L, -2, "accid_max_chars");
   lua_pushinteger(L, CMS_MAX_NONCE);
@@ -178,20 +203,18 @@ __attribute__((visibility("default"))) int luaopen_commsease(lua_State *L) {
   static const luaL_Reg funcs[] = {
     {"new", lcms_new}, {"parse", lcms_parse}, {"checksum", l_checksum},
     {"chunk", lcms_chunk}, {"verify_webhook", lcms_verify_webhook}, {NULL, NULL}};
-  static const struct { const char *name; int code; int from_fields; } builders[] = {
-    {"text", 0, 0},  {"tip", 10, 0},     {"custom", 100, 0}, {"image", 1, 1},
-    {"audio", 2, 1}, {"video", 3, 1},    {"location", 4, 1}, {"file", 6, 1},
-    {NULL, 0, 0}};
-  int i;
+  const cms_msgtype *t;
   cms_http_global_init();
   lcms_open_json(L);
   lcms_open_errors(L);
   lcms_open_client(L);
   luaL_newlib(L, funcs);
-  for (i = 0; builders[i].name; i++) {
-    lua_pushinteger(L, builders[i].code);
-    lua_pushcclosure(L, builders[i].from_fields ? build_from_fields : build_with_body, 1);
-    lua_setfield(L, -2, builders[i].name);
+  /* one builder per message type of the rules: a type whose attach has a
+   * schema takes its fields (image{...}), the others take the body */
+  for (t = cms_msgtypes; t->name; t++) {
+    lua_pushinteger(L, t->code);
+    lua_pushcclosure(L, t->fields ? build_from_fields : build_with_body, 1);
+    lua_setfield(L, -2, t->name);
   }
   lcms_push_rules(L);
   lua_setfield(L, -2, "rules");

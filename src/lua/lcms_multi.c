@@ -142,6 +142,14 @@ static int loop_protected(lua_State *L) {
   d->r.bodies = 7;
   d->r.hook = lua_isnil(L, 8) ? 0 : 8;
   d->r.L = L;
+  /* send_all: when tokens cost time (a paced or shared budget), every entry
+   * is validated before any is paced, so an invalid entry takes no token.
+   * Without pacing a token is free and the entry is validated as it is
+   * encoded (validating twice costs about 20 k instructions an entry).  A
+   * fan-out's calls come from chunk, valid. */
+  if (!d->r.fanout && (d->r.c->rate != &d->r.c->local_rate.base ||
+                       d->r.c->local_rate.pace.rate > 0))
+    lcms_run_prevalidate(&d->r);
   loop(d);
   lua_pushvalue(L, 5);
   return 1;
@@ -211,12 +219,19 @@ int lcms_send_all(lua_State *L) {
   lcms_runopts o;
   drv d;
   luaL_checkstack(L, 40, "commsease: no room on the Lua stack for send_all");
-  luaL_checktype(L, 2, LUA_TTABLE);
+  if (lua_type(L, 2) != LUA_TTABLE)
+    return luaL_error(L, "client:send_all: the list (argument #1) must be a table, not a %s",
+                      luaL_typename(L, 2));
   lua_settop(L, 3);
-  lcms_read_runopts(L, 3, &o, 0, c->retries, "send_all");
+  lcms_read_runopts(L, 3, &o, 0, c->retries, "client:send_all");
   check_not_running(L, c);
+  lcms_check_list(L, 2, "client:send_all", "list", 1);
   setup(L, &d, c, 2, &o, 0);
   run(L, &d);
+  if (!lua_isnil(L, d.r.perr)) { /* on_progress raised: kept, as in fanout's report */
+    lua_pushvalue(L, d.r.perr);
+    lua_setfield(L, d.r.results, "progress_error");
+  }
   lua_pushvalue(L, d.r.results);
   return 1;
 }
@@ -231,7 +246,7 @@ int lcms_fanout(lua_State *L) {
   luaL_checkstack(L, 40, "commsease: no room on the Lua stack for fanout");
   check_not_running(L, c);
   lua_settop(L, 3);
-  lcms_read_runopts(L, 3, &o, 1, 3, "fanout");
+  lcms_read_runopts(L, 3, &o, 1, 3, "client:fanout");
   if (lcms_chunk_params(L, 2, &e)) return lcms_push_invalid(L, &e);
   plan = lua_gettop(L);
   lua_getfield(L, plan, "calls");

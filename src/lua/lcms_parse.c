@@ -6,10 +6,6 @@
 #include "lcms.h"
 #include "cms_answer.h"
 
-/* API codes worth another try (rate limit, timeouts, busy, unavailable) */
-static int code_retryable(long long code) {
-  return code == 408 || code == 416 || code == 500 || code == 503 || code == 514;
-}
 
 /* the integer value of a number or numeric string at idx */
 static int to_int(lua_State *L, int idx, long long *out) {
@@ -192,7 +188,7 @@ static int parse_head(lua_State *L, long status, const char *body, size_t len,
   if (api_code) *api_code = code;
   if (code != 200) {
     const char *desc;
-    lcms_errinfo ei = {"api", code, NULL, NULL, code_retryable(code), 1, request_id, endpoint};
+    lcms_errinfo ei = {"api", code, NULL, NULL, cms_api_code_retryable(code), 1, request_id, endpoint};
     lua_getfield(L, ans, "desc");
     if (lua_type(L, -1) == LUA_TTABLE && lcms_json_encode(L, -1) == 0) lua_replace(L, -2);
     desc = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;

@@ -120,36 +120,51 @@ static int next_impl(lua_State *L) {
   }
 }
 
+static void raw_field(lua_State *L, int t, const char *k) {
+  lua_pushstring(L, k);
+  lua_rawget(L, t);
+}
+
+/* misuse of plan:done; the method runs under lua_pcall, so it names itself */
+static int bad_arg(lua_State *L, int arg, const char *what) {
+  return luaL_error(L, "bad argument #%d to 'plan:done' (%s)", arg, what);
+}
+
 /* plan:done(id, status, body) | plan:done(id, nil, { sent =, message = }) */
 static int done_impl(lua_State *L) {
   lcms_plan_ud *p = load(L, 1);
   lcms_run *r = &p->r;
-  lua_Integer id = luaL_checkinteger(L, 2);
+  lua_Integer id;
   int i, nret, base = lua_gettop(L);
   long long code = 0, now = cms_now_ms();
   cms_http_outcome out = CMS_HTTP_OK;
   long status = 0;
   const char *ep;
   /* the arguments are checked before the job is taken */
+  if (!lua_isinteger(L, 2)) return bad_arg(L, 1, "a job id (an integer) expected");
+  id = lua_tointeger(L, 2);
   if (lua_isnil(L, 3)) {
-    luaL_checktype(L, 4, LUA_TTABLE);
-    lua_getfield(L, 4, "sent");
+    if (lua_type(L, 4) != LUA_TTABLE)
+      return bad_arg(L, 3, "a transport failure { sent = true|false, message = \"...\" } expected");
+    raw_field(L, 4, "sent");
     if (!lua_isnil(L, -1) && !lua_isboolean(L, -1))
-      luaL_argerror(L, 4, "sent must be a boolean (true when unknown)");
-    lua_getfield(L, 4, "message");
+      return bad_arg(L, 3, "sent must be a boolean (true when unknown)");
+    raw_field(L, 4, "message");
     if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
-      luaL_argerror(L, 4, "message must be a string");
+      return bad_arg(L, 3, "message must be a string");
     lua_settop(L, base);
   } else {
-    lua_Integer st = luaL_checkinteger(L, 3);
-    luaL_checktype(L, 4, LUA_TSTRING);
-    if (st < 100 || st > 999) luaL_argerror(L, 3, "an HTTP status from 100 to 999");
+    lua_Integer st;
+    if (!lua_isinteger(L, 3)) return bad_arg(L, 2, "an HTTP status (an integer) or nil expected");
+    st = lua_tointeger(L, 3);
+    if (st < 100 || st > 999) return bad_arg(L, 2, "an HTTP status from 100 to 999 expected");
+    if (lua_type(L, 4) != LUA_TSTRING) return bad_arg(L, 3, "the answer body (a string) expected");
     status = (long)st;
   }
   lua_pushinteger(L, id);
   lua_rawget(L, p->jobs);
   if (!lua_isinteger(L, -1))
-    return luaL_argerror(L, 2, "not a job of this plan, or its outcome was handed back already");
+    return bad_arg(L, 1, "not a job of this plan, or its outcome was handed back already");
   i = (int)lua_tointeger(L, -1);
   lua_pop(L, 1);
   lua_pushinteger(L, id);
@@ -163,9 +178,9 @@ static int done_impl(lua_State *L) {
   if (status == 0) {
     int sent;
     const char *msg;
-    lua_getfield(L, 4, "sent");
+    raw_field(L, 4, "sent");
     sent = lua_isnil(L, -1) ? 1 : lua_toboolean(L, -1);
-    lua_getfield(L, 4, "message");
+    raw_field(L, 4, "message");
     msg = lua_tostring(L, -1);
     {
       lcms_errinfo ei = {"transport", 0, msg && *msg ? msg : "transport failure", NULL, 1, sent,
@@ -243,7 +258,7 @@ int lcms_plan(lua_State *L) {
   int meta, list, pcalls, uv, n, i;
   luaL_checkstack(L, 40, "commsease: no room on the Lua stack for plan");
   lua_settop(L, 3);
-  lcms_read_runopts(L, 3, &o, 1, 3, "plan");
+  lcms_read_runopts(L, 3, &o, 1, 3, "client:plan");
   if (lcms_chunk_params(L, 2, &e)) return lcms_push_invalid(L, &e);
   meta = lua_gettop(L);
   list = meta - 1;

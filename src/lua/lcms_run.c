@@ -56,7 +56,7 @@ int lcms_run_encode(lcms_run *r, const cms_sched_step *st, cms_buf *form) {
     lua_rawgeti(L, r->list, i);
     lua_rawgeti(L, r->ids, i);
     lcms_push_resend_copy(L, top + 1, top + 2);
-    if (lcms_encode_params(L, top + 3, form, &e)) {
+    if (lcms_encode(L, top + 3, form, &e)) {
       lua_settop(L, top);
       lcms_push_invalid(L, &e);
       return -1;
@@ -83,7 +83,7 @@ int lcms_run_encode(lcms_run *r, const cms_sched_step *st, cms_buf *form) {
   if (!kept) {
     if (r->fanout && st->resend) mark_resend(r, i);
     lua_rawgeti(L, r->list, i);
-    if (lcms_encode_params(L, top + 1, form, &e)) {
+    if (lcms_encode(L, top + 1, form, &e)) {
       lua_settop(L, top);
       lcms_push_invalid(L, &e);
       return -1;
@@ -156,7 +156,7 @@ void lcms_run_prevalidate(lcms_run *r) {
   cms_verr e;
   for (i = 1; i <= r->s->n; i++) {
     lua_rawgeti(L, r->list, i);
-    if (lcms_encode_params(L, top + 1, NULL, &e)) {
+    if (lcms_encode(L, top + 1, NULL, &e)) {
       lua_settop(L, top);
       cms_sched_settle(r->s, i);
       lcms_run_final(r, i, lcms_push_invalid(L, &e));
