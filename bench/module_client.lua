@@ -12,9 +12,12 @@ local o = common.args(arg, {mode = "send", n = 1000, concurrency = 8, appkey = "
   secret = "benchsecret", n1 = 10000, n2 = 100000})
 assert(o.url, "--url is required")
 
+local hook_calls = 0
 local function new_client()
   local opts = {appkey = o.appkey, secret = o.secret, endpoint = o.url, timeout = 5, retries = 1,
     rate_limit = 0}
+  -- send_hook: what a caller's metrics cost, a hook that counts and a scrape every 100 sends
+  if o.mode == "send_hook" then opts.on_attempt = function() hook_calls = hook_calls + 1 end end
   local ok, c = pcall(commsease.new, opts)
   if not ok and tostring(c):find("unknown option 'rate_limit'", 1, true) then
     opts.rate_limit = nil
@@ -47,6 +50,18 @@ if o.mode == "send" then
     if full_success(res) then ok = ok + 1 end
   end
   common.result("lua_send", o.n, ok, common.wall() - w0, common.cpu() - c0)
+elseif o.mode == "send_hook" then
+  local ok, scraped = 0, 0
+  local w0, c0 = common.wall(), common.cpu()
+  for i = 1, o.n do
+    local res = c:send(p)
+    if full_success(res) then ok = ok + 1 end
+    if i % 100 == 0 then scraped = scraped + #commsease.prometheus(c:stats()) end
+  end
+  local wall, cpu = common.wall() - w0, common.cpu() - c0
+  assert(hook_calls == o.n + 1, "on_attempt ran " .. hook_calls .. " times")
+  assert(o.n < 100 or scraped > 0)
+  common.result("lua_send_hook", o.n, ok, wall, cpu)
 elseif o.mode == "send_all" then
   local name = "lua_send_all_c" .. o.concurrency
   if c.send_all == nil then

@@ -222,6 +222,10 @@ local ok_main, err_main = pcall(function()
      cmd = L .. " --mode prepare --n " .. N_PREP},
     {id = "pure_prepare", label = "pure Lua prepare equivalent (no I/O)",
      cmd = P .. " --mode prepare --n " .. N},
+    {id = "send_hook", label = "client:send + on_attempt + stats()/prometheus every 100",
+     base = "send", cmd = L .. " --mode send_hook --n " .. N},
+    {id = "verify_webhook", label = "commsease.verify_webhook (no I/O)",
+     cmd = L .. " --mode verify_webhook --n " .. N_PREP},
   }
   local by = {}
   for _, c in ipairs(cases) do
@@ -276,6 +280,26 @@ local ok_main, err_main = pcall(function()
       if c and not c.skip and not c.error then
         local a, b = count(c.cmd, 200), count(c.cmd, 1000)
         if a and b and b > a then ir[id] = (b - a) / 800 end
+      end
+    end
+    -- the instructions a send spends counting its stats (always on): only inside
+    -- lcms_note_attempt and lcms_note_call (no hook set in this case)
+    do
+      local c = by.send
+      if c and not c.skip and not c.error then
+        local function counted(n)
+          local f = os.tmpname()
+          sh("timeout 600 valgrind --tool=callgrind --toggle-collect=lcms_note_attempt "
+            .. "--toggle-collect=lcms_note_call --callgrind-out-file=" .. f .. " "
+            .. c.cmd:gsub("%-%-n %d+", "--n " .. n) .. " 2>/dev/null")
+          local h = io.open(f)
+          local text = h and h:read("a") or ""
+          if h then h:close() end
+          os.remove(f)
+          return tonumber(text:match("\nsummary:%s*(%d+)") or text:match("\ntotals:%s*(%d+)"))
+        end
+        local a, b = counted(200), counted(1000)
+        if a and b and b >= a then ir.stats = (b - a) / 800 end
       end
     end
     print(string.format("  instruction counts done (%.0f s)", socket.gettime() - t_start))
@@ -351,6 +375,17 @@ local ok_main, err_main = pcall(function()
     ir.pure_prepare / ir.prepare) or ""
   target("prepare() cheaper than pure Lua by", speedup, 15, "%.1f× (target ≥ %.0f×)" .. ir_prep,
     false)
+  target("on_attempt + stats() every 100 vs client:send", cpu_ratio("send_hook", "send"), 1.02,
+    "%.3f× (target ≤ %.2f×)", true)
+  if ir.stats and ir.send then
+    print(string.format("  counting the stats of a send (always on): %.0f instructions of %.0f k "
+      .. "= %.2f %% (callgrind, inside lcms_note_attempt and lcms_note_call)", ir.stats,
+      ir.send / 1000, 100 * ir.stats / ir.send))
+  end
+  if by.verify_webhook and by.verify_webhook.mcpu then
+    print(string.format("commsease.verify_webhook: %.2f µs CPU per call (median), %.0f calls/s",
+      by.verify_webhook.mcpu, by.verify_webhook.mrps))
+  end
   if r.hwm1_kib and r.hwm2_kib then
     local d = r.hwm2_kib - r.hwm1_kib
     target(string.format("peak RSS growth %d → %d sends", RSS_N1, RSS_N2), d, 1024,

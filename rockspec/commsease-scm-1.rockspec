@@ -59,7 +59,7 @@ build = {
             "src/core/cms_json.c",
             "src/core/cms_stats.c",
             "src/core/cms_webhook.c",
-            "src/core/cms_answer.c",
+            "src/lua/lcms_call.c",
             "src/lua/lcms_chunk.c",
             "src/lua/lcms_client.c",
             "src/lua/lcms_compat.c",
