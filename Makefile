@@ -33,8 +33,8 @@ LUA_SRC  = $(wildcard src/lua/*.c)
 EMU_SRC  = $(wildcard src/emulator/*.c)
 
 ALL_CFLAGS = $(CFLAGS) $(WARN) -std=gnu11 -fPIC -fvisibility=hidden -Isrc/core $(SANITIZE)
-MOD_LIBS   = -lcurl -lcrypto
-EMU_LIBS   = -lmicrohttpd -lcjson -lcurl -lcrypto -lpthread
+MOD_LIBS   = -lcurl -lcrypto -lhiredis
+EMU_LIBS   = -lmicrohttpd -lcjson -lcurl -lcrypto -lhiredis -lpthread
 
 CORE_OBJ = $(CORE_SRC:%.c=$(BUILD)/%.o)
 LUA_OBJ  = $(LUA_SRC:%.c=$(BUILD)/%.o)
@@ -43,7 +43,11 @@ EMU_OBJ  = $(EMU_SRC:%.c=$(BUILD)/%.o)
 MODULE   = $(BUILD)/commsease.so
 EMULATOR = $(BUILD)/commsease-emulator
 CORETEST = $(BUILD)/core-test
+JSONTEST = $(BUILD)/json-test
+STORETEST = $(BUILD)/store-test
 SCHEDTEST = $(BUILD)/sched-test
+OOMTEST  = $(BUILD)/oom-test
+LUA_LIB  ?= -llua$(LUA_VERSION)
 SPECFORK = $(BUILD)/spec_fork.so
 
 .PHONY: all deps deps-check test test-plain test-asan test-compat demo bench fuzz lint install clean \
@@ -68,11 +72,25 @@ $(EMULATOR): $(CORE_OBJ) $(EMU_OBJ)
 
 # unit tests of src/core, no Lua involved
 $(CORETEST): spec/c/core_test.c $(CORE_OBJ)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcjson -lcurl -lcrypto
+	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcjson -lcurl -lcrypto -lhiredis
+
+# the shared rate stores (shm: across processes with kill -9, redis:// against
+# a redis-server it starts on a free port)
+$(STORETEST): spec/c/store_test.c $(CORE_OBJ)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcurl -lcrypto -lhiredis
+
+# the JSON scanner against known texts and cJSON
+$(JSONTEST): spec/c/json_test.c $(CORE_OBJ)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcjson -lcurl -lcrypto -lhiredis
 
 # the fan-out scheduler on a fake clock, no Lua, no server
 $(SCHEDTEST): spec/c/sched_test.c $(CORE_OBJ)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcurl -lcrypto
+	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcurl -lcrypto -lhiredis
+
+# the binding under memory failure: Lua embedded with a failing allocator (test-only)
+$(OOMTEST): spec/c/oom_test.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LUA_CFLAGS) -o $@ $< $(LUA_LIB)
 
 # fork() for spec/41-fork_spec.lua on Lua 5.4 (Debian's lua-posix stops at 5.3); test-only
 $(SPECFORK): spec/c/spec_fork.c
@@ -116,18 +134,25 @@ jit:
 rockspec-check:
 	LUA=$(LUA) LUA_VERSION=$(LUA_VERSION) rockspec/check.sh
 
-test-plain: all $(CORETEST) $(SCHEDTEST) $(SPECFORK) jit
+test-plain: all $(CORETEST) $(JSONTEST) $(SCHEDTEST) $(OOMTEST) $(STORETEST) $(SPECFORK) jit
 	$(CORETEST)
+	$(JSONTEST)
 	$(SCHEDTEST)
+	$(OOMTEST) $(BUILD)
+	$(STORETEST)
 	COMMSEASE_BUILD=$(BUILD) COMMSEASE_JIT_BUILD=$(JIT_BUILD) spec/run-busted.sh $(BUSTED)
 
 ASAN_LIB = $(shell $(CC) -print-file-name=libasan.so)
 test-asan: jit
-	$(MAKE) all build-asan/core-test build-asan/sched-test build-asan/spec_fork.so BUILD=build-asan \
+	$(MAKE) all build-asan/core-test build-asan/json-test build-asan/sched-test \
+	  build-asan/oom-test build-asan/store-test build-asan/spec_fork.so BUILD=build-asan \
 	  CFLAGS="-O1 -g -fno-omit-frame-pointer" \
 	  SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 	ASAN_OPTIONS=detect_leaks=1 build-asan/core-test
+	ASAN_OPTIONS=detect_leaks=1 build-asan/json-test
 	ASAN_OPTIONS=detect_leaks=1 build-asan/sched-test
+	ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=spec/c/oom_lsan.supp build-asan/oom-test build-asan
+	ASAN_OPTIONS=detect_leaks=1 build-asan/store-test
 	COMMSEASE_BUILD=build-asan COMMSEASE_JIT_BUILD=$(JIT_BUILD) LD_PRELOAD=$(ASAN_LIB) \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  spec/run-busted.sh $(BUSTED)
@@ -141,7 +166,7 @@ valgrind: memcheck
 
 # client CPU per request and req/s against one loopback server, side by side
 # with plain C and pure Lua; see bench/README.md
-bench: deps all
+bench: deps all jit
 	$(LUA) bench/run.lua
 
 demo: deps all

@@ -38,6 +38,10 @@ external_dependencies = {
       header = "openssl/evp.h",
       library = "crypto",
    },
+   HIREDIS = {  -- the redis:// rate store (Debian: libhiredis-dev)
+      header = "hiredis/hiredis.h",
+      library = "hiredis",
+   },
 }
 
 build = {
@@ -56,9 +60,13 @@ build = {
             "src/core/cms_form.c",
             "src/core/cms_sched.c",
             "src/core/cms_answer.c",
+            "src/core/cms_store.c",
+            "src/core/cms_store_redis.c",
+            "src/core/cms_store_shm.c",
             "src/core/cms_json.c",
             "src/core/cms_stats.c",
             "src/core/cms_webhook.c",
+            "src/lua/lcms_answer.c",
             "src/lua/lcms_call.c",
             "src/lua/lcms_chunk.c",
             "src/lua/lcms_client.c",
@@ -78,9 +86,9 @@ build = {
             "src/lua/lcms_stats.c",
             "src/lua/lcms_webhook.c",
          },
-         incdirs = { "src/core", "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)" },
-         libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
-         libraries = { "curl", "crypto" },
+         incdirs = { "src/core", "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)", "$(HIREDIS_INCDIR)" },
+         libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)", "$(HIREDIS_LIBDIR)" },
+         libraries = { "curl", "crypto", "hiredis" },
       },
    },
 }

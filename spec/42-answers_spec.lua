@@ -28,6 +28,17 @@ describe("answers", function()
       end)
     end
 
+    it("gives nil, err for an API error whose desc object cannot be written back (found by fuzz_parse)",
+       function()
+      local n = select("#", commsease.parse(200, '{"code":2,"desc":{"a":5e4044073709551617}}'))
+      local res, err = commsease.parse(200, '{"code":2,"desc":{"a":5e4044073709551617}}')
+      assert.equal(2, n)
+      assert.is_nil(res)
+      assert.equal("api", err.kind)
+      assert.equal(2, err.code)
+      assert.equal("commsease: api 2: the service refused the call (no desc)", tostring(err))
+    end)
+
     it("refuses it from send() too: a server that answers JSON, a NUL and garbage", function()
       local h = require("hostile").start("nulbody")
       local c = commsease.new{appkey = "k", secret = "s", retries = 0, endpoint = h.base}

@@ -9,6 +9,7 @@
 #include "lcms.h"
 #include "lcms_wire.h"
 #include "cms_sign.h"
+#include "cms_store.h"
 
 #define DEFAULT_ENDPOINT "https://api.netease.im/nimserver"
 
@@ -80,14 +81,27 @@ static char *dup_shown(const char *s, size_t n) {
 
 static void release(lcms_client *c);
 
+/* the URL's form (the option reader refused control characters); whether the
+ * store can be used is new's nil, err */
+static void check_store(lua_State *L, const char *s, size_t n) {
+  if (strlen(s) != n) luaL_error(L, "commsease.new: option 'rate_store' holds a NUL");
+  if (strncmp(s, "rediss://", 9) == 0)
+    luaL_error(L, "commsease.new: option 'rate_store': rediss:// (Redis over TLS) is not "
+               "supported, the libhiredis this module is built with (0.14) has no TLS; use "
+               "redis:// on a trusted network or through a TLS tunnel");
+  if (strncmp(s, "shm:/", 5) != 0 && strncmp(s, "redis://", 8) != 0)
+    luaL_error(L, "commsease.new: option 'rate_store' must be \"shm:/path/file\" or "
+               "\"redis://host:port[/db]\"");
+}
+
 static const char *opt_str(const lcms_optv *v, int id, size_t *len) {
   *len = v[id].len;
   return v[id].set ? v[id].s : NULL;
 }
 
 int lcms_new(lua_State *L) {
-  const char *appkey, *secret, *ca, *proxy, *eps[LCMS_MAX_ENDPOINTS];
-  size_t appkey_len, secret_len, eps_len[LCMS_MAX_ENDPOINTS], ca_len, proxy_len;
+  const char *appkey, *secret, *ca, *proxy, *eps[LCMS_MAX_ENDPOINTS], *store;
+  size_t appkey_len, secret_len, eps_len[LCMS_MAX_ENDPOINTS], ca_len, proxy_len, store_len;
   int n_eps = 0, i, failed = 0;
   lcms_optv v[LCMS_O__COUNT];
   lcms_client *c;
@@ -105,6 +119,8 @@ int lcms_new(lua_State *L) {
   if (!secret_len) luaL_error(L, "commsease.new: option 'secret' is empty");
   ca = opt_str(v, LCMS_O_CA_FILE, &ca_len);
   proxy = opt_str(v, LCMS_O_PROXY, &proxy_len);
+  store = opt_str(v, LCMS_O_RATE_STORE, &store_len);
+  if (store) check_store(L, store, store_len);
   if (v[LCMS_O_ENDPOINTS].set) {
     int n;
     if (v[LCMS_O_ENDPOINT].set)
@@ -190,6 +206,30 @@ int lcms_new(lua_State *L) {
     release(c);
     return luaL_error(L, "commsease.new: could not set up libcurl (out of memory?)");
   }
+  if (store) {  /* the client exists (its __gc releases it): open the shared budget */
+    char err[512];
+    cms_store_opts so;
+    cms_rate *r;
+    so.url = store;
+    so.appkey = c->appkey;
+    so.rate = v[LCMS_O_RATE_LIMIT].set ? v[LCMS_O_RATE_LIMIT].num : 100;
+    so.penalty_s = v[LCMS_O_RATE_LIMIT_PENALTY].set ? v[LCMS_O_RATE_LIMIT_PENALTY].num : 10;
+    so.timeout_ms = (long)((v[LCMS_O_RATE_STORE_TIMEOUT].set ? v[LCMS_O_RATE_STORE_TIMEOUT].num
+                                                             : CMS_STORE_TIMEOUT_MS / 1000.0) * 1000);
+    if (so.timeout_ms < 1) so.timeout_ms = 1;
+    r = cms_store_open(&so, err, sizeof err);
+    if (!r) {
+      lcms_errinfo ei;
+      release(c);
+      memset(&ei, 0, sizeof ei);
+      ei.kind = "store";
+      ei.message = err;
+      ei.field = "rate_store";
+      ei.retryable = 1;
+      return lcms_push_error(L, &ei);
+    }
+    c->rate = r;
+  }
   return 1;
 }
 
@@ -225,7 +265,8 @@ static void release(lcms_client *c) {
   int i;
   lcms_pool_release(c->pool);
   c->pool = NULL;
-  if (c->rate) c->rate->ops->close(c->rate);
+  if (c->rate && c->rate != &c->local_rate.base) cms_store_free(c->rate); /* a shared store */
+  else if (c->rate) c->rate->ops->close(c->rate);
   c->rate = NULL;
   if (c->easy) curl_easy_cleanup(c->easy);
   c->easy = NULL;

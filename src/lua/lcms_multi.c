@@ -9,6 +9,7 @@
  * lua_pcall, never from inside a libcurl callback. */
 #include <string.h>
 #include "lcms.h"
+#include "lcms_answer.h"
 #include "lcms_wire.h"
 
 typedef struct drv {
@@ -59,7 +60,11 @@ static void finish(drv *d, lcms_slot *s, CURLcode rc) {
   s->call = 0;
   lcms_attempt a;
   lua_rawgeti(L, r->ids, i);
-  nret = lcms_push_answer(L, out, &s->xfer, top + 1, r->rids[i], ep, &code);
+  if (r->outcomes && out == CMS_HTTP_OK && s->xfer.status == 200) /* no records built */
+    nret = lcms_answer_read(L, s->xfer.answer.data ? s->xfer.answer.data : "", s->xfer.answer.len,
+                            top + 1, r->rids[i], ep, &code, LCMS_ANSWER_OUTCOMES);
+  else
+    nret = lcms_push_answer(L, out, &s->xfer, top + 1, r->rids[i], ep, &code);
   lua_remove(L, top + 1);
   a.path = CMS_API_PATH;
   a.endpoint = ep;
@@ -169,6 +174,7 @@ static void setup(lua_State *L, drv *d, lcms_client *c, int list, lcms_runopts *
   d->r.L = L;
   d->r.c = c;
   d->r.fanout = fanout;
+  d->r.outcomes = o->outcomes;
   d->r.list = list;
   d->r.progress = o->progress;
   lua_pushnil(L);

@@ -116,7 +116,9 @@ void lcms_run_final(lcms_run *r, int i, int nret) {
     lua_pushvalue(L, r->progress);
     lua_pushinteger(L, r->s->done);
     lua_pushinteger(L, r->s->n);
-    if (lua_pcall(L, 2, 0, 0) != LUA_OK) lua_replace(L, r->perr);
+    int rc = lua_pcall(L, 2, 0, 0);
+    if (rc == LUA_ERRMEM) lua_error(L); /* a memory error raises, even from on_progress */
+    if (rc != LUA_OK) lua_replace(L, r->perr);
   }
 }
 
