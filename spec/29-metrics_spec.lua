@@ -111,7 +111,7 @@ describe("commsease.prometheus", function()
                         latency = {count = 3, sum = 0.3, p50 = 0.1, p90 = 0.2, p99 = 0.25, max = 0.25}},
              ["chatroom/x\"y\\z"] = {calls = 1, attempts = 1, latency = {count = 1, sum = 1.5, p50 = 1.5,
                                                                         p90 = 1.5, p99 = 1.5, max = 1.5}}},
-    codes = {[200] = 3, [414] = 1}, http = {[200] = 4, [502] = 1},
+    codes = {["200"] = 3, ["414"] = 1}, http = {["200"] = 4, ["502"] = 1},
     transport = {connect = 1, timeout = 0, lost = 2, too_big = 0, ["local"] = 0},
     resends = 2, pauses = 1, repeats = 1, hooks = {calls = 5, errors = 1},
     rate_store = "local", rate_store_fallbacks = 0,
@@ -193,10 +193,10 @@ describe("client:stats", function()
     assert.equal(5, batch.attempts)
     assert.equal(1, s.paths["chatroom/sendMsgToSomeone.action"].calls)
     assert.equal(1, s.paths["user/create.action"].calls)
-    assert.equal(5, s.codes[200])
-    assert.equal(1, s.codes[13004])
-    assert.equal(6, s.http[200])
-    assert.equal(1, s.http[404])
+    assert.equal(5, s.codes["200"])
+    assert.equal(1, s.codes["13004"])
+    assert.equal(6, s.http["200"])
+    assert.equal(1, s.http["404"])
     assert.equal(5, batch.latency.count)
     local l = batch.latency
     assert.is_true(l.p50 > 0 and l.p50 <= l.p90 and l.p90 <= l.p99 and l.p99 <= l.max)
@@ -233,8 +233,8 @@ describe("client:stats", function()
     assert.equal(3, s.paths[BATCH].attempts)
     assert.equal(2, s.resends)
     assert.equal(1, s.pauses)
-    assert.equal(1, s.http[503])
-    assert.equal(1, s.codes[416])
+    assert.equal(1, s.http["503"])
+    assert.equal(1, s.codes["416"])
     c:close()
   end)
 
@@ -251,6 +251,7 @@ describe("client:stats", function()
       end
     end
     walk(s, 0)
+    assert.truthy(require("cjson").encode(s)) -- plain data: it encodes as JSON
     local text = commsease.prometheus(s, {app = "spec"})
     assert.is_nil(text:find(SECRET, 1, true))
     local samples = parse_exposition(text)

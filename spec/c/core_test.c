@@ -369,6 +369,8 @@ static void test_rand_fork(void) {
   CHECK(pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
         "rand: child exit");
   CHECK(strcmp(mine, theirs) != 0, "rand: parent and child drew the same %s", mine);
+}
+
 static int within(double got, double want, double rel) {
   return got >= want * (1 - rel) && got <= want * (1 + rel);
 }

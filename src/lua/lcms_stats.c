@@ -4,6 +4,7 @@
  * Prometheus text exposition format (HELP and TYPE once per family, label
  * values escaped).  The formatting is Lua, compiled once when the module
  * opens: it runs when a scrape asks, off the per-call path. */
+#include <stdio.h>
 #include "lcms.h"
 #include "lcms_wire.h"
 #include "cms_stats.h"
@@ -176,9 +177,11 @@ static void set_int(lua_State *L, const char *k, unsigned long long v) {
 static void push_counts(lua_State *L, const cms_count *t, int n, unsigned long long other) {
   int i;
   lua_createtable(L, 0, n + 1);
-  for (i = 0; i < n; i++) {
+  for (i = 0; i < n; i++) { /* string keys: the table encodes as a JSON object */
+    char key[24];
+    snprintf(key, sizeof key, "%lld", t[i].key);
     lua_pushinteger(L, (lua_Integer)t[i].n);
-    lua_rawseti(L, -2, (lua_Integer)t[i].key);
+    lua_setfield(L, -2, key);
   }
   if (other) set_int(L, "other", other);
 }
