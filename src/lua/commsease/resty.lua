@@ -116,7 +116,7 @@ local function attempt(self, job)
   local ok, st, body = pcall(self.transport, job)
   if not ok then return nil, {sent = true, message = "transport raised: " .. tostring(st)} end
   if st ~= nil then
-    if type(st) ~= "number" or st ~= floor(st) or type(body) ~= "string" then
+    if type(st) ~= "number" or st ~= floor(st) or st < 100 or st > 999 or type(body) ~= "string" then
       error("commsease.resty: the transport must return an integer status and a string body, "
             .. "or nil and { sent =, message = }", 0)
     end
