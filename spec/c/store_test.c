@@ -214,6 +214,13 @@ static void test_refusals(void) {
   }
   r = open_shm(dir, "app", 100, 10, err, sizeof err);
   CHECK(!r && strstr(err, "not a regular file"), "a directory: %s", err);
+  chmod(f, 0666);
+  r = open_shm(f, "app", 100, 10, err, sizeof err);
+  CHECK(!r && strstr(err, "writable by every user"), "world-writable: %s", err);
+  chmod(f, 0660);
+  r = open_shm(f, "app", 100, 10, err, sizeof err);
+  CHECK(r != NULL, "group-writable is fine: %s", r ? "" : err);
+  cms_store_free(r);
   path_in(g, sizeof g, "fifo");
   if (mkfifo(g, 0600) == 0) {
     r = open_shm(g, "app", 100, 10, err, sizeof err);
