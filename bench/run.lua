@@ -342,7 +342,7 @@ local ok_main, err_main = pcall(function()
      cmd = L .. " --mode prepare --n " .. N_PREP, ir = true},
     {id = "pure_prepare", label = "pure Lua prepare equivalent (no I/O)",
      cmd = P .. " --mode prepare --n " .. N, ir = true},
-    {id = "send_hook", label = "client:send + on_attempt + stats()/prometheus every 100",
+    {id = "send_hook", label = "client:send + on_attempt + a scrape every 1000",
      base = "send", cmd = L .. " --mode send_hook --n " .. N},
     {id = "verify_webhook", label = "commsease.verify_webhook (no I/O)",
      cmd = L .. " --mode verify_webhook --n " .. N_PREP},
@@ -529,7 +529,7 @@ local ok_main, err_main = pcall(function()
     target("[" .. b .. "] prepare() cheaper than pure Lua 5.4 by",
       cpu_ratio(id("pure_prepare"), id("prepare")), 15,
       "%.1f× (target ≥ %.0f×)" .. ir_note(id("prepare"), id("pure_prepare"), true), false)
-    target("[" .. b .. "] on_attempt + stats() every 100 vs client:send",
+    target("[" .. b .. "] on_attempt + a scrape every 1000 vs client:send",
       cpu_ratio(id("send_hook"), id("send")), 1.02, "%.3f× (target ≤ %.2f×)", true)
     local sc = by[id("send")]
     if sc and sc.ir_stats and sc.ir_per then
