@@ -38,6 +38,10 @@ MHD_CFLAGS    ?= $(call pkg,--cflags libmicrohttpd)
 MHD_LIBS      ?= $(call pkg,--libs libmicrohttpd)
 CJSON_CFLAGS  ?= $(call pkg,--cflags libcjson)
 CJSON_LIBS    ?= $(call pkg,--libs libcjson)
+HIREDIS_CFLAGS ?= $(call pkg,--cflags hiredis)
+HIREDIS_LIBS  ?= $(call pkg,--libs hiredis)
+# for the C tests that embed Lua (spec/c/oom_test.c)
+LUA_LIB       ?= $(call pkg,--libs $(LUA_PC))
 # asked once per make run, not once per object
 LUA_CFLAGS    := $(LUA_CFLAGS)
 CURL_CFLAGS   := $(CURL_CFLAGS)
@@ -48,6 +52,9 @@ MHD_CFLAGS    := $(MHD_CFLAGS)
 MHD_LIBS      := $(MHD_LIBS)
 CJSON_CFLAGS  := $(CJSON_CFLAGS)
 CJSON_LIBS    := $(CJSON_LIBS)
+HIREDIS_CFLAGS := $(HIREDIS_CFLAGS)
+HIREDIS_LIBS  := $(HIREDIS_LIBS)
+LUA_LIB       := $(LUA_LIB)
 
 # The runtimes `make test` runs the whole busted suite on, each from its own build dir
 # (build-5.1, ..., build-jit; the default LUA_VERSION uses $(BUILD)).  jit is whatever
@@ -73,17 +80,19 @@ DEB_PACKAGES = gcc libc6-dev pkg-config \
                lua-cjson lua-busted lua-socket lua-posix lua-check luarocks \
                libcurl4-openssl-dev libssl-dev libcjson-dev libmicrohttpd-dev libhiredis-dev \
                nginx libnginx-mod-http-lua lua-resty-core redis-server \
-               clang libclang-rt-14-dev valgrind
+               clang libclang-rt-14-dev valgrind openssl
 
 CORE_SRC = $(wildcard src/core/*.c)
 LUA_SRC  = $(wildcard src/lua/*.c)
 EMU_SRC  = $(wildcard src/emulator/*.c)
 
 ALL_CFLAGS = $(CFLAGS) $(WARN) $(if $(filter 1,$(DEV)),-Werror) -std=gnu11 -fPIC \
-             -fvisibility=hidden -Isrc/core $(CURL_CFLAGS) $(CRYPTO_CFLAGS) $(SANITIZE)
+             -fvisibility=hidden -Isrc/core $(CURL_CFLAGS) $(CRYPTO_CFLAGS) $(HIREDIS_CFLAGS) \
+             $(SANITIZE)
 EMU_CFLAGS = $(MHD_CFLAGS) $(CJSON_CFLAGS)
-MOD_LIBS   = $(CURL_LIBS) $(CRYPTO_LIBS)
-EMU_LIBS   = $(MHD_LIBS) $(CJSON_LIBS) $(CURL_LIBS) $(CRYPTO_LIBS) -lpthread
+CORE_LIBS  = $(CURL_LIBS) $(CRYPTO_LIBS) $(HIREDIS_LIBS)
+MOD_LIBS   = $(CORE_LIBS)
+EMU_LIBS   = $(MHD_LIBS) $(CJSON_LIBS) $(CORE_LIBS) -lpthread
 
 CORE_OBJ = $(CORE_SRC:%.c=$(BUILD)/%.o)
 LUA_OBJ  = $(LUA_SRC:%.c=$(BUILD)/%.o)
@@ -92,19 +101,23 @@ EMU_OBJ  = $(EMU_SRC:%.c=$(BUILD)/%.o)
 MODULE   = $(BUILD)/commsease.so
 EMULATOR = $(BUILD)/commsease-emulator
 CORETEST = $(BUILD)/core-test
+JSONTEST = $(BUILD)/json-test
+STORETEST = $(BUILD)/store-test
 SCHEDTEST = $(BUILD)/sched-test
+OOMTEST  = $(BUILD)/oom-test
 SPECFORK = $(BUILD)/spec_fork.so
 
-# what the busted specs need in $(BUILD) besides the module and the emulator; built
-# for every runtime (Lua C modules get $(LUA_CFLAGS))
-SPEC_NEEDS = $(SPECFORK)
-# Lua-free unit tests (spec/c), run once per build flavour (plain, ASan)
-C_TESTS    = $(CORETEST) $(SCHEDTEST)
+# what the busted specs need besides the module and the emulator in $(BUILD); built
+# for every runtime (Lua C modules get $(LUA_CFLAGS)); jit: the LuaJIT module that
+# the OpenResty specs load into nginx
+SPEC_NEEDS = $(SPECFORK) jit
+# the C unit tests (spec/c), run by test-c once per build flavour (plain, ASan)
+C_TESTS    = $(CORETEST) $(JSONTEST) $(SCHEDTEST) $(OOMTEST) $(STORETEST)
 # what `make test` runs, in order (each step runs even when an earlier one failed)
 TEST_STEPS = deps-check lint test-c test-luas test-asan rockspec-check
 
 .PHONY: all deps deps-check test test-plain test-c test-busted test-luas test-asan \
-        demo bench fuzz lint install clean rockspec-check FORCE
+        demo bench fuzz lint install clean rockspec-check memcheck valgrind jit FORCE
 
 all: $(MODULE) $(EMULATOR)
 
@@ -138,11 +151,25 @@ $(EMULATOR): $(CORE_OBJ) $(EMU_OBJ)
 
 # unit tests of src/core, no Lua involved
 $(CORETEST): spec/c/core_test.c $(CORE_OBJ)
-	$(CC) $(ALL_CFLAGS) $(CJSON_CFLAGS) -o $@ $^ $(CJSON_LIBS) $(CURL_LIBS) $(CRYPTO_LIBS)
+	$(CC) $(ALL_CFLAGS) $(CJSON_CFLAGS) -o $@ $^ $(CJSON_LIBS) $(CORE_LIBS)
+
+# the shared rate stores (shm: across processes with kill -9, redis:// against
+# a redis-server it starts on a free port)
+$(STORETEST): spec/c/store_test.c $(CORE_OBJ)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(CORE_LIBS)
+
+# the JSON scanner against known texts and cJSON
+$(JSONTEST): spec/c/json_test.c $(CORE_OBJ)
+	$(CC) $(ALL_CFLAGS) $(CJSON_CFLAGS) -o $@ $^ $(CJSON_LIBS) $(CORE_LIBS)
 
 # the fan-out scheduler on a fake clock, no Lua, no server
 $(SCHEDTEST): spec/c/sched_test.c $(CORE_OBJ)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(CURL_LIBS) $(CRYPTO_LIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(CORE_LIBS)
+
+# the binding under memory failure: Lua embedded with a failing allocator (test-only)
+$(OOMTEST): spec/c/oom_test.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LUA_CFLAGS) -o $@ $< $(LUA_LIB)
 
 # fork() for spec/41-fork_spec.lua on Lua 5.4 (Debian's lua-posix stops at 5.3); test-only
 $(SPECFORK): spec/c/spec_fork.c
@@ -176,14 +203,19 @@ test: deps
 test-plain: test-c test-busted
 
 test-c: $(C_TESTS)
-	@for t in $(C_TESTS); do echo "$$t"; $$t || exit 1; done
+	$(CORETEST)
+	$(JSONTEST)
+	$(SCHEDTEST)
+	$(OOMTEST) $(BUILD)
+	$(STORETEST)
 
 # the busted suite on $(LUA) against $(BUILD)
 export LUA_NAME = local j = rawget(_G, "jit"); print(j and j.version .. \
   (pcall(require, "table.isempty") and ", OpenResty's luajit2" or ", upstream") or _VERSION)
 test-busted: all $(SPEC_NEEDS)
 	@echo "== busted on $(LUA) ($$($(LUA) -e "$$LUA_NAME")), build dir $(BUILD)"
-	COMMSEASE_BUILD=$(BUILD) BUSTED_LABEL="$(LUA) $(BUILD)" spec/run-busted.sh $(BUSTED)
+	COMMSEASE_BUILD=$(BUILD) COMMSEASE_JIT_BUILD=$(JIT_BUILD) BUSTED_LABEL="$(LUA) $(BUILD)" \
+	  spec/run-busted.sh $(BUSTED)
 
 # the same sources built for each runtime through src/lua/lcms_compat.h and the whole
 # suite run on it; every runtime runs, and the target fails if any failed
@@ -192,10 +224,17 @@ test-luas:
 	  $(MAKE) --no-print-directory test-lua-$$v || failed="$$failed $$v"; \
 	done; [ -z "$$failed" ] || { echo "test-luas: FAILED on:$$failed"; exit 1; }
 
+RT_VARS = LUA_VERSION=$(call rt_version,$1) LUA=$(call rt_lua,$1) LUA_PC=$(call rt_pc,$1) \
+	  BUILD=$(call rt_build,$1) BUSTED="$(call rt_lua,$1) /usr/bin/busted" \
+	  LUA_CFLAGS="$(call rt_cflags,$1)" LUA_LIB="$(call pkg,--libs $(call rt_pc,$1))"
 test-lua-%:
-	@$(MAKE) --no-print-directory test-busted LUA_VERSION=$(call rt_version,$*) \
-	  LUA=$(call rt_lua,$*) LUA_PC=$(call rt_pc,$*) BUILD=$(call rt_build,$*) \
-	  BUSTED="$(call rt_lua,$*) /usr/bin/busted" LUA_CFLAGS="$(call rt_cflags,$*)"
+	@$(MAKE) --no-print-directory test-busted $(call RT_VARS,$*)
+
+# the module for LuaJIT, which the OpenResty specs load into nginx (spec/helpers_nginx.lua);
+# the same build dir and flags as test-lua-jit
+JIT_BUILD ?= $(call rt_build,jit)
+jit:
+	@$(MAKE) --no-print-directory $(JIT_BUILD)/commsease.so $(call RT_VARS,jit) BUILD=$(JIT_BUILD)
 
 rockspec-check:
 	LUA=$(LUA) LUA_VERSION=$(LUA_VERSION) rockspec/check.sh
@@ -205,17 +244,29 @@ rockspec-check:
 ASAN_LIB = $(shell $(CC) -print-file-name=libasan.so)
 ASAN_BUILD = $(MAKE) --no-print-directory BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer" \
 	  SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
-test-asan:
-	$(ASAN_BUILD) all build-asan/core-test build-asan/sched-test build-asan/spec_fork.so
+test-asan: jit
+	$(ASAN_BUILD) all build-asan/core-test build-asan/json-test build-asan/sched-test \
+	  build-asan/oom-test build-asan/store-test build-asan/spec_fork.so
 	ASAN_OPTIONS=detect_leaks=1 build-asan/core-test
+	ASAN_OPTIONS=detect_leaks=1 build-asan/json-test
 	ASAN_OPTIONS=detect_leaks=1 build-asan/sched-test
-	COMMSEASE_BUILD=build-asan LD_PRELOAD=$(ASAN_LIB) BUSTED_LABEL="$(LUA) build-asan (ASan/UBSan)" \
+	ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=spec/c/oom_lsan.supp build-asan/oom-test build-asan
+	ASAN_OPTIONS=detect_leaks=1 build-asan/store-test
+	COMMSEASE_BUILD=build-asan COMMSEASE_JIT_BUILD=$(JIT_BUILD) LD_PRELOAD=$(ASAN_LIB) \
+	  BUSTED_LABEL="$(LUA) build-asan (ASan/UBSan)" \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  spec/run-busted.sh $(BUSTED)
 
+# the C unit tests and the whole busted suite under valgrind memcheck: a memory
+# error or a byte definitely or indirectly lost fails it (spec/memcheck.sh sums the
+# figures of every process; spec/valgrind.supp holds the only suppressions)
+memcheck: all $(CORETEST) $(SCHEDTEST) $(SPECFORK)
+	spec/memcheck.sh $(BUILD) $(BUSTED)
+valgrind: memcheck
+
 # client CPU per request and req/s against one loopback server, side by side
 # with plain C and pure Lua; see bench/README.md
-bench: deps all
+bench: deps all jit
 	$(LUA) bench/run.lua
 
 demo: deps all
@@ -228,7 +279,7 @@ install: $(MODULE) $(EMULATOR)
 
 # luacheck (Debian: lua-check) over the Lua of specs, examples and the bench
 lint:
-	luacheck spec examples bench rockspec
+	luacheck spec examples bench rockspec src/lua/commsease
 
 # libFuzzer targets (clang) for src/core and the emulator's request checks;
 # slow, so not part of `make test`
@@ -237,4 +288,4 @@ fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) spec/fuzz/run.sh
 
 clean:
-	rm -rf build build-asan build-fuzz build-5.1 build-5.2 build-5.3 build-5.4 build-jit
+	rm -rf build build-*

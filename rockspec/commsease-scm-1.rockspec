@@ -38,11 +38,18 @@ external_dependencies = {
       header = "openssl/evp.h",
       library = "crypto",
    },
+   HIREDIS = {  -- the redis:// rate store (Debian: libhiredis-dev)
+      header = "hiredis/hiredis.h",
+      library = "hiredis",
+   },
 }
 
 build = {
    type = "builtin",
    modules = {
+      -- the OpenResty client (Lua, over the C module): require "commsease.resty"
+      ["commsease.resty"] = "src/lua/commsease/resty.lua",
+      ["commsease.resty.http"] = "src/lua/commsease/resty/http.lua",
       commsease = {
          sources = {
             "src/core/cms_buf.c",
@@ -54,6 +61,10 @@ build = {
             "src/core/cms_sched.c",
             "src/core/cms_json.c",
             "src/core/cms_webhook.c",
+            "src/core/cms_answer.c",
+            "src/core/cms_store.c",
+            "src/core/cms_store_redis.c",
+            "src/core/cms_store_shm.c",
             "src/lua/lcms_chunk.c",
             "src/lua/lcms_client.c",
             "src/lua/lcms_compat.c",
@@ -71,9 +82,9 @@ build = {
             "src/lua/lcms_run.c",
             "src/lua/lcms_webhook.c",
          },
-         incdirs = { "src/core", "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)" },
-         libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
-         libraries = { "curl", "crypto" },
+         incdirs = { "src/core", "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)", "$(HIREDIS_INCDIR)" },
+         libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)", "$(HIREDIS_LIBDIR)" },
+         libraries = { "curl", "crypto", "hiredis" },
       },
    },
 }

@@ -302,3 +302,66 @@ describe("no metamethod of the caller's data runs while it is checked and writte
     assert.equal(0, calls)
   end)
 end)
+
+describe("a NUL character is no text of the API, in the module and in the emulator", function()
+  local client, emu
+  setup(function()
+    client = commsease.new{appkey = "k", secret = "s", endpoint = "http://127.0.0.1:9/nimserver"}
+    emu = helpers.start_emulator({"--rate-limit", "0"})
+  end)
+  teardown(function()
+    client:close()
+    emu:stop()
+  end)
+  local cases = {
+    {base{msgList = {commsease.text("a\0b")}}, "msgList[1].attach"},
+    {base{msgList = {commsease.text("hi", {msgId = "m\0x"})}}, "msgList[1].msgId"},
+    {base{bid = "b\0"}, "bid"},
+    {base{env = "dev\0x"}, "env"},
+  }
+  for _, c in ipairs(cases) do
+    it("the module refuses a NUL in " .. c[2], function()
+      local req, err = client:prepare(c[1])
+      assert.is_nil(req)
+      assert.equal(c[2], err.field)
+      assert.truthy(err.message:find("NUL", 1, true), err.message)
+    end)
+  end
+  it("a NUL inside a table's string is written escaped, which is no NUL in the text", function()
+    local req = assert(client:prepare(base{msgList = {commsease.text("hi", {msgId = "m1", ext = {a = "x\0y"}})}}))
+    assert.equal('{"a":"x\\u0000y"}', cjson.decode(form_of(req.body).msgList)[1].ext)
+  end)
+  it("the emulator refuses a \\u0000 in msgList and toAccids, which cJSON would cut the string at", function()
+    local st, j = helpers.signed_post(emu, helpers.good_form{
+      msgList = '[{"msgId":"c1","msgType":100,"attach":"{\\"a\\":1}\\u0000junk"}]'})
+    assert.equal(200, st)
+    assert.equal(414, j.code)
+    assert.matches("^msgList: ", j.desc)
+    j = select(2, helpers.signed_post(emu, helpers.good_form{toAccids = '["bob\\u0000x"]'}))
+    assert.equal(414, j.code)
+    assert.matches("^toAccids: ", j.desc)
+    assert.same({}, emu:inbox("bob"))
+    -- an escaped backslash before u0000 is no NUL
+    j = select(2, helpers.signed_post(emu, helpers.good_form{
+      msgList = '[{"msgId":"c2","msgType":0,"attach":"a\\\\u0000"}]'}))
+    assert.equal(200, j.code, j.desc)
+  end)
+end)
+
+describe("the emulator checks JSON text with the same grammar, every byte", function()
+  local emu
+  setup(function() emu = helpers.start_emulator({"--rate-limit", "0"}) end)
+  teardown(function() emu:stop() end)
+  local bad = {'{"a":0x10}', '{"a":01}', '[1]\0', '{"a":1}\0junk', 'NaN'}
+  for _, text in ipairs(bad) do
+    it(("refuses %q as yidunAntiCheating and as a custom attach"):format(text), function()
+      local _, j = helpers.signed_post(emu, helpers.good_form{yidunAntiCheating = text})
+      assert.equal(414, j.code)
+      assert.matches("^yidunAntiCheating: ", j.desc)
+      _, j = helpers.signed_post(emu, helpers.good_form{
+        msgList = cjson.encode({{msgId = "c1", msgType = 100, attach = text}})})
+      assert.equal(414, j.code, j.desc)
+      assert.matches("^msgList", j.desc)
+    end)
+  end
+end)

@@ -108,4 +108,39 @@ describe("fork", function()
     assert_all_distinct(nonces, 1 + 3 * 2 + 1)
     assert_all_distinct(rids, 1 + 3 * 2 + 1)
   end)
+
+  it("gives every process its own connection: parent and children sending at once get their own answers",
+     function()
+    local emu = helpers.start_emulator({"--rate-limit", "0"})
+    local c = helpers.client_for(emu, {timeout = 10})
+    finally(function() c:close(); emu:stop() end)
+    assert(c:send(params())) -- a kept-alive connection, inherited by every child
+    local conns = emu:stats().connections
+    local function sends(out, who)
+      for n = 1, 15 do
+        local p = params()
+        local id = "fork-" .. who .. "-" .. n -- (helpers.msgid's counter is copied by fork)
+        p.msgList[1].msgId = id
+        local res, err = c:send(p)
+        -- an answer read off a shared socket would belong to another process's call
+        out:write(res and res.success[id] and "ok" or
+                  ("bad " .. tostring(err or res.fail[id] or "answer of another call")), "\n")
+      end
+    end
+    local waits = {}
+    for i = 1, 3 do waits[i] = in_child(function(out) sends(out, "child" .. i) end) end
+    local mine = {}
+    sends({write = function(_, line) if line ~= "\n" then mine[#mine + 1] = line end end}, "parent")
+    for _, line in ipairs(mine) do assert.equal("ok", line) end
+    for i = 1, 3 do
+      local lines, code = waits[i]()
+      assert.equal(0, code)
+      assert.equal(15, #lines)
+      for _, line in ipairs(lines) do assert.equal("ok", line) end
+    end
+    local st = emu:stats()
+    assert.equal(1 + 4 * 15, st.requests) -- each call reached the service once
+    -- one new connection per child (and one for this stats query): the parent kept its own
+    assert.equal(3 + 1, st.connections - conns)
+  end)
 end)

@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "cms_answer.h"
 #include "cms_buf.h"
 #include "cms_form.h"
 #include "cms_json.h"
@@ -211,6 +214,10 @@ static void test_json_check(void) {
   CHECK(cms_json_check("{\"a\":1}\0junk", 12, &why, &at) == -1 && at == 7, "a NUL after the value, at %zu", at);
   CHECK(cms_json_check("[1]\0", 4, &why, &at) == -1, "a NUL at the end");
   CHECK(cms_json_check("\"a\0b\"", 5, &why, &at) == -1, "a NUL in a string");
+  CHECK(cms_json_nul_escape("[\"a\\u0000\"]", 11) == 3, "a \\u0000 escape");
+  CHECK(cms_json_nul_escape("[\"a\\\\u0000\"]", 12) == -1, "an escaped backslash, then u0000");
+  CHECK(cms_json_nul_escape("[\"\\u00001\"]", 11) == 2 && cms_json_nul_escape("[\"\\u0001\"]", 10) == -1,
+        "only U+0000");
   for (k = 0; k < CMS_JSON_MAX_DEPTH; k++) deep[k] = '[';
   for (k = 0; k < CMS_JSON_MAX_DEPTH; k++) deep[CMS_JSON_MAX_DEPTH + k] = ']';
   CHECK(cms_json_check(deep, 2 * CMS_JSON_MAX_DEPTH, &why, &at) == 0, "%d levels", CMS_JSON_MAX_DEPTH);
@@ -293,8 +300,80 @@ static void test_webhook(void) {
         "no CheckSum");
 }
 
+/* cms_answer_next_big: integer literals over 2^53 outside strings, NULs */
+static void test_answer_scan(void) {
+  static const struct {
+    const char *text;
+    size_t len;
+    int want;          /* first result */
+    const char *found; /* the literal found (want == 1) */
+  } cases[] = {
+    {"{\"a\":9007199254740992}", 0, 0, NULL},          /* 2^53 itself: exact */
+    {"{\"a\":9007199254740993}", 0, 1, "9007199254740993"},
+    {"{\"a\":-9007199254740993}", 0, 1, "-9007199254740993"},
+    {"[00000000000000000001]", 0, 0, NULL},            /* leading zeros do not count */
+    {"[123456789012345678901234]", 0, 1, "123456789012345678901234"},
+    {"[1.5e300, 12345678901234567.5, 1e99999999999999999]", 0, 0, NULL}, /* not integers */
+    {"{\"s\":\"99999999999999999\"}", 0, 0, NULL},    /* inside a string */
+    {"{\"s\":\"a\\\"99999999999999999\"}", 0, 0, NULL}, /* after an escaped quote */
+    {"{\"s\":\"a\\\\\"99999999999999999}", 0, 1, "99999999999999999"}, /* escaped backslash */
+    {"{\"a\":1}\0junk", 12, -1, NULL},
+    {"\"\\\0\"", 4, -1, NULL},                       /* a NUL after a backslash */
+    {"-", 0, 0, NULL},
+    {"", 0, 0, NULL},
+  };
+  size_t i;
+  for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    size_t n = cases[i].len ? cases[i].len : strlen(cases[i].text), pos = 0, len = 0;
+    int r = cms_answer_next_big(cases[i].text, n, &pos, &len);
+    CHECK(r == cases[i].want, "answer scan %zu: %d, want %d", i, r, cases[i].want);
+    if (r == 1 && cases[i].found)
+      CHECK(len == strlen(cases[i].found) && memcmp(cases[i].text + pos, cases[i].found, len) == 0,
+            "answer scan %zu: found %.*s", i, (int)len, cases[i].text + pos);
+  }
+  { /* resuming after each literal finds every one, then none */
+    const char *t = "[9007199254740993,1,\"18446744073709551616\",18446744073709551616]";
+    size_t pos = 0, len = 0;
+    int k = 0;
+    while (cms_answer_next_big(t, strlen(t), &pos, &len) == 1) k++, pos += len;
+    CHECK(k == 2, "answer scan: %d literals, want 2", k);
+  }
+}
+
+/* cms_rand after fork(): the child never draws what the parent draws */
+static void test_rand_fork(void) {
+  cms_rand r;
+  char mine[CMS_NONCE_LEN + 1], theirs[CMS_NONCE_LEN + 1];
+  int fds[2], st = 0;
+  pid_t pid;
+  cms_rand_init(&r);
+  CHECK(cms_rand_hex32(&r, mine) == 0, "rand: first draw"); /* the pool is filled */
+  if (pipe(fds) != 0) {
+    CHECK(0, "rand: pipe");
+    return;
+  }
+  fflush(NULL);
+  pid = fork();
+  if (pid == 0) {
+    char v[CMS_NONCE_LEN + 1];
+    close(fds[0]);
+    if (cms_rand_hex32(&r, v) != 0 || write(fds[1], v, CMS_NONCE_LEN) != CMS_NONCE_LEN) _exit(1);
+    _exit(0);
+  }
+  close(fds[1]);
+  CHECK(cms_rand_hex32(&r, mine) == 0, "rand: parent's draw");
+  memset(theirs, 0, sizeof theirs);
+  CHECK(pid > 0 && read(fds[0], theirs, CMS_NONCE_LEN) == CMS_NONCE_LEN, "rand: child's draw");
+  close(fds[0]);
+  CHECK(pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+        "rand: child exit");
+  CHECK(strcmp(mine, theirs) != 0, "rand: parent and child drew the same %s", mine);
+}
+
 int main(void) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
+  test_answer_scan();
+  test_rand_fork();
   test_escape_matches_libcurl();
   test_json_string_round_trip();
   test_pieces();

@@ -447,6 +447,9 @@ static void test_wait_for_answers(void) {
   cms_sched_next(s, 1100, &st);
   CHECK(st.what == CMS_SCHED_WAIT && st.wait_ms == 4000,
         "full: wait until the attempt in flight is due (%ld)", st.wait_ms);
+  cms_sched_next(s, 9000, &st);
+  CHECK(st.what == CMS_SCHED_WAIT && st.wait_ms == 10,
+        "an attempt past its due time: poll every 10 ms, never spin (%ld)", st.wait_ms);
   cms_sched_done(s, 1, CMS_SCHED_FINAL, 1200);
   cms_sched_next(s, 1200, &st);
   CHECK(st.what == CMS_SCHED_START && st.call == 2, "an answer frees the slot");

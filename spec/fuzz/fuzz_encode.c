@@ -317,6 +317,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   unsigned shape = byte(&in);
   int params, top, st;
   lua_settop(L, 0);
+  /* the harness pushes up to MAX_VALUES values from C: room for them (from C,
+   * only LUA_MINSTACK slots are there by default) */
+  if (!lua_checkstack(L, MAX_VALUES + 64)) FAIL("no Lua stack");
   lua_newtable(L);                              /* POOL */
   lua_rawgeti(L, LUA_REGISTRYINDEX, fns_ref);   /* FNS */
   run(&in);

@@ -110,6 +110,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     body++, size--;
   }
   lua_settop(L, 0);
+  if (!lua_checkstack(L, 40)) FAIL("no Lua stack");
   lua_rawgeti(L, LUA_REGISTRYINDEX, parse_ref);
   lua_pushinteger(L, status);
   lua_pushlstring(L, body, size);

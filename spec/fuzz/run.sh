@@ -9,6 +9,8 @@
 #   FUZZ_RUNS=10000000 spec/fuzz/run.sh fuzz_parse # stop after that many executions
 #   FUZZ_TIMEOUT=10                                # seconds one input may take (a hang)
 #
+#   FUZZ_RUNS=10000000 spec/fuzz/run.sh fuzz_json_diff  # a number of executions instead
+#
 # The corpus of each target grows in build-fuzz/corpus/<target>/ (seeded from
 # spec/fuzz/seeds/<target without fuzz_>/); a crash leaves its input in
 # build-fuzz/artifacts/<target>/ and makes the script exit non-zero.
@@ -31,7 +33,7 @@ mkdir -p "$OUT/obj"
 # the code under test, instrumented for coverage; api.c and main.c are not
 # compiled here (the emulator target includes api.c itself; main.c has main)
 OBJS=""
-for src in src/core/cms_buf.c src/core/cms_rules.c src/core/cms_sign.c src/core/cms_form.c \
+for src in src/core/cms_buf.c src/core/cms_rules.c src/core/cms_sign.c src/core/cms_form.c src/core/cms_json.c \
            src/emulator/form.c src/emulator/jsonutil.c src/emulator/state.c \
            src/emulator/faults.c src/emulator/server.c src/emulator/webhook.c; do
   obj="$OUT/obj/$(echo "$src" | tr / _ | sed 's/\.c$/.o/')"
@@ -61,12 +63,13 @@ for src in src/core/*.c src/lua/*.c; do
 done
 build_lua() { # target
   $CLANG $CFLAGS $LUA_CFLAGS -fsanitize=fuzzer $SAN "spec/fuzz/$1.c" $MOD_OBJS \
-    $LUA_LIBS -lcurl -lcrypto -lm -ldl -o "$OUT/$1"
+    $LUA_LIBS -lcjson -lcurl -lcrypto -lm -ldl -o "$OUT/$1"
 }
 build_lua fuzz_parse
 build_lua fuzz_encode
+build_lua fuzz_json_diff # the JSON scanner and reader against lua-cjson and cJSON
 
-TARGETS=${*:-fuzz_core fuzz_emulator_form fuzz_parse fuzz_encode}
+TARGETS=${*:-fuzz_core fuzz_emulator_form fuzz_parse fuzz_encode fuzz_json_diff}
 status=0
 for t in $TARGETS; do
   seeds="spec/fuzz/seeds/${t#fuzz_}"

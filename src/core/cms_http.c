@@ -2,10 +2,76 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static void global_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 void cms_http_global_init(void) { pthread_once(&global_once, global_init); }
+
+/* --- fork: the sockets of kept-alive connections are inherited ---
+ *
+ * After fork() the child holds the parent's connections: the same sockets.
+ * A child sending on one while the parent (or a sibling) does would read the
+ * other's answer.  So every socket libcurl opens for the module goes through
+ * open/close callbacks that keep a process-wide set of them (a fork is a
+ * process-wide event; this is the one piece of global state, guarded by a
+ * mutex).  The first transfer a process prepares after a fork swaps each
+ * inherited descriptor (dup2) for one end of a socket pair whose other end is
+ * closed: the parent's connection is left untouched, while libcurl in the
+ * child finds its copy closed by the peer when it checks it before reuse,
+ * drops it (writing nothing to the parent's peer) and connects anew. */
+#define SOCK_SET_MAX 65536 /* descriptors above this are not tracked (then reused as they are) */
+static pthread_mutex_t sock_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned char sock_set[SOCK_SET_MAX / 8];
+static pid_t sock_pid;
+
+static void sock_mark(curl_socket_t fd, int on) {
+  if (fd < 0 || fd >= SOCK_SET_MAX) return;
+  pthread_mutex_lock(&sock_lock);
+  if (on) sock_set[fd / 8] |= (unsigned char)(1u << (fd % 8));
+  else sock_set[fd / 8] &= (unsigned char)~(1u << (fd % 8));
+  if (on && !sock_pid) sock_pid = getpid();
+  pthread_mutex_unlock(&sock_lock);
+}
+
+static curl_socket_t open_cb(void *ud, curlsocktype purpose, struct curl_sockaddr *a) {
+  curl_socket_t fd;
+  (void)ud, (void)purpose;
+  cms_http_fork_check(); /* before this socket joins a set that may still be the parent's */
+  fd = socket(a->family, a->socktype, a->protocol);
+  if (fd != CURL_SOCKET_BAD) sock_mark(fd, 1);
+  return fd;
+}
+
+static int close_cb(void *ud, curl_socket_t fd) {
+  (void)ud;
+  sock_mark(fd, 0);
+  return close(fd);
+}
+
+void cms_http_fork_check(void) {
+  pid_t pid = getpid();
+  int fd;
+  pthread_mutex_lock(&sock_lock);
+  if (sock_pid && sock_pid != pid) {
+    for (fd = 0; fd < SOCK_SET_MAX; fd++) {
+      if (sock_set[fd / 8] & (1u << (fd % 8))) {
+        /* one end of a pair whose other end is closed: to libcurl, a
+         * connection the peer has closed (reads EOF, writes fail) */
+        int pair[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0) {
+          close(pair[1]);
+          dup2(pair[0], fd);
+          close(pair[0]);
+        }
+        /* (no descriptors to spare: this one stays as it is) */
+      }
+    }
+  }
+  sock_pid = pid;
+  pthread_mutex_unlock(&sock_lock);
+}
 
 /* called before every request libcurl sends: only the first may go */
 static int prereq_cb(void *ud, char *conn_primary_ip, char *conn_local_ip, int conn_primary_port,
@@ -39,6 +105,8 @@ CURLcode cms_http_configure(CURL *h, const cms_http_opts *o) {
   if (o->ca_file) SET(CURLOPT_CAINFO, o->ca_file);
   SET(CURLOPT_POST, 1L);
   SET(CURLOPT_PREREQFUNCTION, prereq_cb);
+  SET(CURLOPT_OPENSOCKETFUNCTION, open_cb);
+  SET(CURLOPT_CLOSESOCKETFUNCTION, close_cb);
   SET(CURLOPT_WRITEFUNCTION, write_cb);
 #undef SET
   return rc;
@@ -47,6 +115,7 @@ CURLcode cms_http_configure(CURL *h, const cms_http_opts *o) {
 CURLcode cms_http_prepare(CURL *h, cms_http_xfer *x, const char *url,
                           struct curl_slist *headers, const char *body, size_t len) {
   CURLcode rc = CURLE_OK;
+  cms_http_fork_check();
   x->requests = 0;
   x->sent = 0;
   x->status = 0;

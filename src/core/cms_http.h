@@ -53,6 +53,13 @@ CURLcode cms_http_configure(CURL *h, const cms_http_opts *o);
 /* prepares one POST on h (URL, headers, body through the read callback) */
 CURLcode cms_http_prepare(CURL *h, cms_http_xfer *x, const char *url,
                           struct curl_slist *headers, const char *body, size_t len);
+/* After fork(): swaps every socket libcurl opened for this module in another
+ * process (the parent's kept-alive connections) for a blank one, so this
+ * process never reads or writes the parent's connections; cms_http_prepare
+ * calls it, and a driver should call it before curl_easy_cleanup or
+ * curl_multi_cleanup (which would otherwise close the inherited TLS sessions
+ * with a close_notify on the parent's connection).  Cheap: one getpid(). */
+void cms_http_fork_check(void);
 /* after curl_easy_perform or a multi's CURLMSG_DONE: what happened */
 cms_http_outcome cms_http_finish(CURL *h, cms_http_xfer *x, CURLcode rc);
 /* a short, secret-free description of a failed transfer */

@@ -178,7 +178,8 @@ void cms_sched_next(cms_sched *s, long long now, cms_sched_step *st) {
       cms_sched_call *c = &s->calls[j];
       if (due < 0 || c->last_start + s->o.attempt_ms < due) due = c->last_start + s->o.attempt_ms;
     }
-    keep_min(&wait, due < 0 ? 1000 : due - now);
+    /* an attempt past its due time is the driver's to end: poll gently */
+    keep_min(&wait, due < 0 ? 1000 : due - now < 10 ? 10 : due - now);
   }
   if (s->o.deadline_ms) keep_min(&wait, s->o.deadline_ms - now);
   if (wait < 0) wait = 50; /* nothing timed: cannot happen while calls are pending */

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "cms_json.h"
 #include "cms_rules.h"
 #include "cms_sign.h"
 #include "emu.h"
@@ -60,7 +61,10 @@ static void call_free(call *k) {
 /* JSON text with nothing but whitespace after it; NULL if not JSON */
 static cJSON *parse_json_text(const char *s, size_t n) {
   const char *end = NULL;
-  cJSON *j = cJSON_ParseWithLengthOpts(s, n, &end, 0);
+  cJSON *j;
+  /* the module's check, every byte: cJSON alone takes 0x10, 01 and stops at a NUL */
+  if (cms_json_check(s, n, NULL, NULL)) return NULL;
+  j = cJSON_ParseWithLengthOpts(s, n, &end, 0);
   if (!j) return NULL;
   while (end && end < s + n && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
     end++;
@@ -301,6 +305,9 @@ static int check_msglist(call *k, const emu_kv *kv, const cms_rule *r, cms_verr 
     return cms_verr_set(e, "msgList", "msgList is not valid JSON; %s", r->doc);
   if (!cJSON_IsArray(k->msglist))
     return cms_verr_set(e, "msgList", "msgList must be a JSON array; %s", r->doc);
+  if (cms_json_nul_escape(kv->val, kv->vlen) >= 0) /* cJSON would cut the string there */
+    return cms_verr_set(e, "msgList", "msgList holds a NUL character (\\u0000), which no text "
+                        "of the API may hold");
   n = cJSON_GetArraySize(k->msglist);
   if (cms_check_count(r, (size_t)n, e)) return -1;
   views = calloc((size_t)n, sizeof *views);
@@ -350,6 +357,9 @@ static int check_accids(call *k, const emu_kv *kv, const cms_rule *r, cms_verr *
     return cms_verr_set(e, "toAccids", "toAccids is not valid UTF-8");
   if (!k->toaccids || !cJSON_IsArray(k->toaccids))
     return cms_verr_set(e, "toAccids", "toAccids must be a JSON array of strings; %s", r->doc);
+  if (cms_json_nul_escape(kv->val, kv->vlen) >= 0) /* "bob\u0000x" would read as "bob" */
+    return cms_verr_set(e, "toAccids", "toAccids holds a NUL character (\\u0000), which no "
+                        "accid may hold");
   n = cJSON_GetArraySize(k->toaccids);
   if (cms_check_count(r, (size_t)n, e)) return -1;
   k->to = calloc((size_t)n, sizeof *k->to);
@@ -770,7 +780,10 @@ int emu_api_handle(emu_server *s, struct MHD_Connection *c, const char *method,
   }
 
   pthread_mutex_lock(&s->mu);
-  rl = emu_rate_check(&s->st, emu_mono_now());
+  {
+    const emu_kv *from = k.form_rc == 0 ? emu_form_get(&k.form, "fromAccid") : NULL;
+    rl = emu_rate_check(&s->st, emu_mono_now(), from ? from->val : NULL, from ? from->vlen : 0);
+  }
   penalty = s->st.penalty;
   limit = s->st.rate_limit;
   pthread_mutex_unlock(&s->mu);

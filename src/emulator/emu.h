@@ -160,6 +160,14 @@ void emu_webhook_push(emu_webhook *w, char *body);
 void emu_webhook_stop(emu_webhook *w);
 cJSON *emu_webhook_stats(emu_webhook *w);
 
+/* ---- one call seen by the rate limiter, for GET /_emulator/ratelog ---- */
+#define EMU_RATELOG_MAX 4096
+typedef struct emu_ratelog_entry {
+  double t;          /* monotonic seconds */
+  int code;          /* 200 let through, 416 refused */
+  char from[33];     /* the call's fromAccid (cut at 32 bytes) */
+} emu_ratelog_entry;
+
 /* ---- shared state (guarded by emu_server.mu) ---- */
 typedef struct emu_state {
   /* run-time configuration */
@@ -173,6 +181,14 @@ typedef struct emu_state {
   double *rl_times;
   size_t rl_cap, rl_head, rl_len;
   double penalty_until;
+  /* every call that reached the rate check in the last second (monotonic s),
+   * for max_calls_per_second: the most seen in any one-second sliding window */
+  double *seen;
+  size_t seen_cap, seen_head, seen_len;
+  unsigned long max_cps;
+  /* the last EMU_RATELOG_MAX calls at the rate check: when, from whom, 416 or not */
+  struct emu_ratelog_entry *ratelog;
+  size_t rlog_head, rlog_len;
   /* stats */
   unsigned long requests, closed;
   emu_count codes[EMU_MAX_COUNTS];
@@ -209,8 +225,10 @@ void emu_count_add(emu_count *t, size_t *n, int code);
 cJSON *emu_count_json(const emu_count *t, size_t n);
 void emu_ring_push(cJSON **ring, size_t cap, size_t *head, size_t *len, cJSON *item);
 cJSON *emu_ring_json(cJSON *const *ring, size_t cap, size_t head, size_t len);
-/* 0 allowed, 1 over the limit (penalty starts), 2 within the penalty */
-int emu_rate_check(emu_state *st, double now);
+/* 0 allowed, 1 over the limit (penalty starts), 2 within the penalty; from
+ * (the call's fromAccid, may be NULL) goes into the rate log */
+int emu_rate_check(emu_state *st, double now, const char *from, size_t from_len);
+cJSON *emu_ratelog_json(emu_server *s); /* takes the lock itself */
 int emu_rate_set(emu_state *st, long limit);
 /* 1 when a call with this RequestId was processed within the window */
 int emu_rid_seen(emu_state *st, const char *rid, double now);

@@ -276,6 +276,7 @@ static int route(emu_server *s, struct MHD_Connection *c, const char *url, const
     }
     if (strcmp(p, "stats") == 0 && get) return emu_reply_json(c, 200, emu_stats_json(s));
     if (strcmp(p, "requests") == 0 && get) return h_requests(s, c, 0);
+    if (strcmp(p, "ratelog") == 0 && get) return emu_reply_json(c, 200, emu_ratelog_json(s));
     if (strcmp(p, "config") == 0 && (get || post)) return h_config(s, c, post, r);
     if (strcmp(p, "faults") == 0 &&
         (get || post || strcmp(method, "DELETE") == 0))
@@ -285,7 +286,8 @@ static int route(emu_server *s, struct MHD_Connection *c, const char *url, const
       return h_sink_post(s, c, method, r);
     }
     if (!strcmp(p, "inbox") || !strcmp(p, "reset") || !strcmp(p, "stats") ||
-        !strcmp(p, "requests") || !strcmp(p, "config") || !strcmp(p, "faults"))
+        !strcmp(p, "requests") || !strcmp(p, "config") || !strcmp(p, "faults") ||
+        !strcmp(p, "ratelog"))
       return emu_reply_error(c, 405, "method not allowed on this path");
   }
   {

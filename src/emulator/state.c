@@ -293,7 +293,80 @@ int emu_rate_set(emu_state *st, long limit) {
   return 0;
 }
 
-int emu_rate_check(emu_state *st, double now) {
+/* counts the call in the sliding window of calls seen (whatever the answer) */
+static void seen_add(emu_state *st, double now) {
+  while (st->seen_len && now - st->seen[st->seen_head] >= 1.0) {
+    st->seen_head = (st->seen_head + 1) % st->seen_cap;
+    st->seen_len--;
+  }
+  if (st->seen_len == st->seen_cap) {
+    size_t cap = st->seen_cap ? st->seen_cap * 2 : 256, i;
+    double *t = malloc(cap * sizeof *t);
+    if (!t && !st->seen_cap) return;
+    if (!t) {  /* out of memory: the oldest goes, so the figure may read low */
+      st->seen_head = (st->seen_head + 1) % st->seen_cap;
+      st->seen_len--;
+    } else {
+      for (i = 0; i < st->seen_len; i++) t[i] = st->seen[(st->seen_head + i) % st->seen_cap];
+      free(st->seen);
+      st->seen = t;
+      st->seen_cap = cap;
+      st->seen_head = 0;
+    }
+  }
+  st->seen[(st->seen_head + st->seen_len) % st->seen_cap] = now;
+  st->seen_len++;
+  if (st->seen_len > st->max_cps) st->max_cps = st->seen_len;
+}
+
+static void ratelog_add(emu_state *st, double now, const char *from, size_t from_len, int rl) {
+  emu_ratelog_entry *e;
+  if (!st->ratelog && !(st->ratelog = calloc(EMU_RATELOG_MAX, sizeof *st->ratelog))) return;
+  if (st->rlog_len == EMU_RATELOG_MAX) {
+    e = &st->ratelog[st->rlog_head];
+    st->rlog_head = (st->rlog_head + 1) % EMU_RATELOG_MAX;
+  } else {
+    e = &st->ratelog[(st->rlog_head + st->rlog_len++) % EMU_RATELOG_MAX];
+  }
+  e->t = now;
+  e->code = rl ? 416 : 200;
+  if (from_len > sizeof e->from - 1) from_len = sizeof e->from - 1;
+  if (from) memcpy(e->from, from, from_len);
+  e->from[from ? from_len : 0] = 0;
+}
+
+static int rate_decide(emu_state *st, double now);
+
+int emu_rate_check(emu_state *st, double now, const char *from, size_t from_len) {
+  int rl;
+  seen_add(st, now);
+  rl = rate_decide(st, now);
+  ratelog_add(st, now, from, from_len, rl);
+  return rl;
+}
+
+cJSON *emu_ratelog_json(emu_server *s) {
+  cJSON *o = cJSON_CreateObject(), *a = cJSON_AddArrayToObject(o, "calls");
+  size_t i;
+  if (!o || !a) {
+    cJSON_Delete(o);
+    return NULL;
+  }
+  pthread_mutex_lock(&s->mu);
+  for (i = 0; i < s->st.rlog_len; i++) {
+    const emu_ratelog_entry *e = &s->st.ratelog[(s->st.rlog_head + i) % EMU_RATELOG_MAX];
+    cJSON *c = cJSON_CreateObject();
+    if (!c) break;
+    cJSON_AddNumberToObject(c, "t", e->t);
+    cJSON_AddNumberToObject(c, "code", e->code);
+    emu_json_add_str(c, "from", e->from, strlen(e->from));
+    cJSON_AddItemToArray(a, c);
+  }
+  pthread_mutex_unlock(&s->mu);
+  return o;
+}
+
+static int rate_decide(emu_state *st, double now) {
   if (st->rate_limit <= 0 || !st->rl_cap) return 0;
   if (now < st->penalty_until) return 2;
   if (st->penalty_until > 0) {  /* a penalty just ended: start afresh */
@@ -343,6 +416,9 @@ static void clear_all(emu_state *st) {
   st->ncodes = st->nhttp = 0;
   st->rl_head = st->rl_len = 0;
   st->penalty_until = 0;
+  st->seen_head = st->seen_len = 0;
+  st->max_cps = 0;
+  st->rlog_head = st->rlog_len = 0;
 }
 
 void emu_state_reset(emu_state *st, const emu_config *cfg) {
@@ -354,6 +430,11 @@ void emu_state_free(emu_state *st) {
   clear_all(st);
   free(st->rl_times);
   st->rl_times = NULL;
+  free(st->seen);
+  st->seen = NULL;
+  free(st->ratelog);
+  st->ratelog = NULL;
+  st->seen_cap = 0;
 }
 
 cJSON *emu_stats_json(emu_server *s) {
@@ -368,6 +449,7 @@ cJSON *emu_stats_json(emu_server *s) {
   cJSON_AddNumberToObject(o, "closed", (double)st->closed);
   cJSON_AddNumberToObject(o, "delivered_msgids", (double)st->delivered.count);
   cJSON_AddNumberToObject(o, "inboxes", (double)st->inboxes.count);
+  cJSON_AddNumberToObject(o, "max_calls_per_second", (double)st->max_cps);
   cJSON_AddNumberToObject(o, "request_ids", (double)st->rids.count);
   pthread_mutex_unlock(&s->mu);
   wh = emu_webhook_stats(&s->wh);

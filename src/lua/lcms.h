@@ -109,6 +109,8 @@ cms_sched_outcome lcms_classify(lua_State *L, int nret, cms_http_outcome out, lo
 /* the result of a finished libcurl transfer: res or nil, err pushed; returns nret */
 int lcms_push_answer(lua_State *L, cms_http_outcome out, const cms_http_xfer *x, int msgids,
                      const char *rid, const char *endpoint, long long *api_code);
+/* lcms_encode_params, but an out-of-memory while writing the form raises */
+int lcms_encode(lua_State *L, int params, cms_buf *form, cms_verr *e);
 /* jitter for the scheduler, from the client's CSPRNG pool */
 unsigned long lcms_rand_below(void *client, unsigned long below);
 
@@ -120,6 +122,7 @@ typedef struct lcms_run {
   cms_sched *s;
   lcms_rid *rids;     /* 1..n, the RequestId of each call ("" until its first attempt) */
   int fanout;         /* calls of a fan-out: resends marked, bodies encoded again */
+  int outcomes;       /* opts.results = "outcomes": res.success[msgId] = time only */
   /* stack indexes while the run is worked on */
   int list, results, ids, perr, progress, bodies;
 } lcms_run;
@@ -142,13 +145,52 @@ void lcms_run_expire(lcms_run *r, const cms_sched_step *st);
  * for an invalid entry) */
 void lcms_run_prevalidate(lcms_run *r);
 
-/* --- options of send_all, fanout, plan (lcms_opts.c) --- */
+/* --- the one option reader (lcms_opts.c) --- */
+typedef enum lcms_opt_id {
+  LCMS_O_APPKEY, LCMS_O_SECRET, LCMS_O_ENDPOINT, LCMS_O_ENDPOINTS, LCMS_O_TIMEOUT,
+  LCMS_O_CONNECT_TIMEOUT, LCMS_O_RETRIES, LCMS_O_CA_FILE, LCMS_O_PROXY, LCMS_O_RATE_LIMIT,
+  LCMS_O_RATE_LIMIT_PENALTY, LCMS_O_CONCURRENCY, LCMS_O_DEADLINE, LCMS_O_PER_RECEIVER_RATE,
+  LCMS_O_BACKOFF, LCMS_O_ON_PROGRESS, LCMS_O_RATE_STORE, LCMS_O_RATE_STORE_TIMEOUT,
+  LCMS_O_RESULTS,
+  LCMS_O__COUNT
+} lcms_opt_id;
+typedef enum lcms_opt_type {
+  LCMS_OT_STRING, LCMS_OT_NUMBER, LCMS_OT_INTEGER, LCMS_OT_FUNCTION, LCMS_OT_LIST
+} lcms_opt_type;
+enum { LCMS_FOR_NEW = 1, LCMS_FOR_SEND_ALL = 2, LCMS_FOR_FANOUT = 4 }; /* plan: fanout's */
+enum { LCMS_OF_LO_OPEN = 1, LCMS_OF_ZERO_OFF = 2 }; /* (lo, hi]; 0 (off) or [lo, hi] */
+typedef struct lcms_opt_rule {
+  lcms_opt_id id;
+  const char *name;
+  lcms_opt_type type;
+  double lo, hi;  /* numbers and integers: the one range of the option */
+  int flags;
+  int users;      /* LCMS_FOR_* that take it */
+} lcms_opt_rule;
+typedef struct lcms_optv {
+  int set;
+  double num;
+  lua_Integer i;
+  const char *s;  /* strings: kept alive by the options table */
+  size_t len;
+} lcms_optv;
+const lcms_opt_rule *lcms_opt_rules(void);
+/* reads the options table at idx for `users`, raw; raises naming fname and
+ * argument argn on an unknown key, a wrong type, a value out of range, a
+ * control character in a string */
+void lcms_opts_read(lua_State *L, int idx, int users, const char *fname, int argn,
+                    lcms_optv out[LCMS_O__COUNT]);
+/* the table at idx is a list 1..n and nothing else: returns n; raises naming
+ * the first hole or foreign key */
+int lcms_check_list(lua_State *L, int idx, const char *fname, const char *what, int argn);
+
 typedef struct lcms_runopts {
   cms_sched_opts sched;
   double deadline_s;   /* 0 = none */
   int progress;        /* stack index of on_progress, 0 = none */
+  int outcomes;        /* opts.results: 0 "full" (the default), 1 "outcomes" */
 } lcms_runopts;
-/* reads the options table at idx (nil: defaults); raises on misuse */
+/* reads the options of send_all/fanout/plan at idx (nil: defaults) */
 void lcms_read_runopts(lua_State *L, int idx, lcms_runopts *o, int fanout, int default_retries,
                        const char *fname);
 

@@ -8,10 +8,7 @@
 #include <time.h>
 #include "lcms.h"
 #include "cms_sign.h"
-
-static const char *const option_names[] = {
-  "appkey", "secret", "endpoint", "endpoints", "timeout", "connect_timeout", "retries",
-  "ca_file", "proxy", "rate_limit", "rate_limit_penalty", NULL};
+#include "cms_store.h"
 
 #define DEFAULT_ENDPOINT "https://api.netease.im/nimserver"
 
@@ -23,63 +20,39 @@ lcms_client *lcms_check_client(lua_State *L) {
 
 /* --- options: everything is checked before anything is allocated --- */
 
-/* options are read raw: a proxy table with __index could hand back strings
- * that nothing keeps alive once popped */
-static void opt_get(lua_State *L, const char *name) {
-  lua_pushstring(L, name);
-  lua_rawget(L, 1);
-}
-
-static int has_ctl(const char *s, size_t n) {
-  size_t i;
-  for (i = 0; i < n; i++)
-    if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) return 1;
-  return 0;
-}
-
-static const char *opt_string(lua_State *L, const char *name, int required, size_t *len) {
-  const char *s;
-  opt_get(L, name);
-  if (lua_isnil(L, -1)) {
-    lua_pop(L, 1);
-    if (required) luaL_error(L, "commsease.new: option '%s' is required", name);
-    return NULL;
+/* s without the user:password@ of its authority, for anything shown (error
+ * values, messages): at most cap - 1 bytes into buf */
+static const char *shown_url(const char *s, size_t n, char *buf, size_t cap) {
+  const char *auth = strstr(s, "://"), *end, *at = NULL, *p;
+  size_t k = 0;
+  if (!auth || (size_t)(auth - s) > n) {
+    snprintf(buf, cap, "%.*s", (int)(n < cap ? n : cap - 1), s);
+    return buf;
   }
-  if (lua_type(L, -1) != LUA_TSTRING)
-    luaL_error(L, "commsease.new: option '%s' must be a string, not a %s", name,
-               luaL_typename(L, -1));
-  s = lua_tolstring(L, -1, len);
-  lua_pop(L, 1); /* still referenced by the options table */
-  if (required && *len == 0) luaL_error(L, "commsease.new: option '%s' is empty", name);
-  if (has_ctl(s, *len))
-    luaL_error(L, "commsease.new: option '%s' holds a control character (CR, LF, NUL...)", name);
-  return s;
-}
-
-static double opt_number(lua_State *L, const char *name, double def, double lo, double hi) {
-  double v;
-  opt_get(L, name);
-  if (lua_isnil(L, -1)) {
-    lua_pop(L, 1);
-    return def;
+  auth += 3;
+  for (end = auth; end < s + n && *end != '/' && *end != '?' && *end != '#'; end++)
+    if (*end == '@') at = end;
+  for (p = s; p < s + n && k + 1 < cap; p++) {
+    if (at && p == auth) p = at + 1;
+    buf[k++] = *p;
   }
-  if (lua_type(L, -1) != LUA_TNUMBER)
-    luaL_error(L, "commsease.new: option '%s' must be a number", name);
-  v = (double)lua_tonumber(L, -1);
-  lua_pop(L, 1);
-  if (!(v >= lo && v <= hi)) {
-    char range[64];
-    snprintf(range, sizeof range, "from %g to %g", lo, hi);
-    luaL_error(L, "commsease.new: option '%s' must be %s", name, range);
-  }
-  return v;
+  buf[k] = '\0';
+  return buf;
 }
 
 static void check_endpoint(lua_State *L, const char *s, size_t n) {
+  char shown[256];
   if (!((n > 7 && strncmp(s, "http://", 7) == 0) || (n > 8 && strncmp(s, "https://", 8) == 0)))
-    luaL_error(L, "commsease.new: endpoint '%s' must be an http:// or https:// URL", s);
-  if (has_ctl(s, n) || memchr(s, ' ', n))
+    luaL_error(L, "commsease.new: endpoint '%s' must be an http:// or https:// URL",
+               shown_url(s, n, shown, sizeof shown));
+  if (memchr(s, ' ', n) || memchr(s, '\0', n))
     luaL_error(L, "commsease.new: endpoint holds a space or a control character");
+  {
+    size_t i;
+    for (i = 0; i < n; i++)
+      if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+        luaL_error(L, "commsease.new: endpoint holds a space or a control character");
+  }
 }
 
 static char *dup_trimmed(const char *s, size_t n, const char *suffix) {
@@ -93,54 +66,65 @@ static char *dup_trimmed(const char *s, size_t n, const char *suffix) {
   return p;
 }
 
+/* the endpoint as shown in error values: no user:password@ */
+static char *dup_shown(const char *s, size_t n) {
+  char *p = malloc(n + 1);
+  if (!p) return NULL;
+  shown_url(s, n, p, n + 1);
+  n = strlen(p);
+  while (n > 0 && p[n - 1] == '/') p[--n] = '\0';
+  return p;
+}
+
 static void release(lcms_client *c);
 
+/* the URL's form (the option reader refused control characters); whether the
+ * store can be used is new's nil, err */
+static void check_store(lua_State *L, const char *s, size_t n) {
+  if (strlen(s) != n) luaL_error(L, "commsease.new: option 'rate_store' holds a NUL");
+  if (strncmp(s, "rediss://", 9) == 0)
+    luaL_error(L, "commsease.new: option 'rate_store': rediss:// (Redis over TLS) is not "
+               "supported, the libhiredis this module is built with (0.14) has no TLS; use "
+               "redis:// on a trusted network or through a TLS tunnel");
+  if (strncmp(s, "shm:/", 5) != 0 && strncmp(s, "redis://", 8) != 0)
+    luaL_error(L, "commsease.new: option 'rate_store' must be \"shm:/path/file\" or "
+               "\"redis://host:port[/db]\"");
+}
+
+static const char *opt_str(const lcms_optv *v, int id, size_t *len) {
+  *len = v[id].len;
+  return v[id].set ? v[id].s : NULL;
+}
+
 int lcms_new(lua_State *L) {
-  const char *appkey, *secret, *ca, *proxy, *eps[LCMS_MAX_ENDPOINTS];
-  size_t appkey_len, secret_len, eps_len[LCMS_MAX_ENDPOINTS], ca_len, proxy_len;
+  const char *appkey, *secret, *ca, *proxy, *eps[LCMS_MAX_ENDPOINTS], *store;
+  size_t appkey_len, secret_len, eps_len[LCMS_MAX_ENDPOINTS], ca_len, proxy_len, store_len;
   int n_eps = 0, i, failed = 0;
-  long long retries = 1;
-  double timeout, connect_timeout, rate, penalty;
+  lcms_optv v[LCMS_O__COUNT];
   lcms_client *c;
-  luaL_checktype(L, 1, LUA_TTABLE);
+  if (lua_type(L, 1) != LUA_TTABLE)
+    return luaL_error(L, "commsease.new: the options (argument #1) must be a table, not a %s",
+                      luaL_typename(L, 1));
   lua_settop(L, 1);
-  lua_pushnil(L);
-  while (lua_next(L, 1)) {
-    int k;
-    lua_pop(L, 1);
-    for (k = 0; option_names[k]; k++)
-      if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), option_names[k]) == 0)
-        break;
-    if (!option_names[k])
-      luaL_error(L, "commsease.new: unknown option '%s'", luaL_tolstring(L, -1, NULL));
-  }
-  appkey = opt_string(L, "appkey", 1, &appkey_len);
+  lcms_opts_read(L, 1, LCMS_FOR_NEW, "commsease.new", 1, v);
+  appkey = opt_str(v, LCMS_O_APPKEY, &appkey_len);
+  secret = opt_str(v, LCMS_O_SECRET, &secret_len);
+  if (!appkey) luaL_error(L, "commsease.new: option 'appkey' is required");
+  if (!appkey_len) luaL_error(L, "commsease.new: option 'appkey' is empty");
   if (appkey_len > 256) luaL_error(L, "commsease.new: option 'appkey' is longer than 256 bytes");
-  secret = opt_string(L, "secret", 1, &secret_len);
-  ca = opt_string(L, "ca_file", 0, &ca_len);
-  proxy = opt_string(L, "proxy", 0, &proxy_len);
-  timeout = opt_number(L, "timeout", 5, 0.001, 3600);
-  connect_timeout = opt_number(L, "connect_timeout", 5, 0.001, 3600);
-  rate = opt_number(L, "rate_limit", 100, 0, 1e6);
-  penalty = opt_number(L, "rate_limit_penalty", 10, 0, 3600);
-  opt_get(L, "retries");
-  if (!lua_isnil(L, -1)) {
-    int isnum = 0;
-    retries = lua_type(L, -1) == LUA_TNUMBER ? (long long)lua_tointegerx(L, -1, &isnum) : -1;
-    if (!isnum || retries < 0 || retries > 10)
-      luaL_error(L, "commsease.new: option 'retries' must be an integer from 0 to 10");
-  }
-  lua_pop(L, 1);
-  opt_get(L, "endpoints");
-  if (!lua_isnil(L, -1)) {
+  if (!secret) luaL_error(L, "commsease.new: option 'secret' is required");
+  if (!secret_len) luaL_error(L, "commsease.new: option 'secret' is empty");
+  ca = opt_str(v, LCMS_O_CA_FILE, &ca_len);
+  proxy = opt_str(v, LCMS_O_PROXY, &proxy_len);
+  store = opt_str(v, LCMS_O_RATE_STORE, &store_len);
+  if (store) check_store(L, store, store_len);
+  if (v[LCMS_O_ENDPOINTS].set) {
     int n;
-    opt_get(L, "endpoint");
-    if (!lua_isnil(L, -1))
+    if (v[LCMS_O_ENDPOINT].set)
       luaL_error(L, "commsease.new: give 'endpoint' or 'endpoints', not both");
-    lua_pop(L, 1);
-    if (lua_type(L, -1) != LUA_TTABLE)
-      luaL_error(L, "commsease.new: option 'endpoints' must be a list of URLs");
-    n = (int)lua_rawlen(L, -1);
+    lua_pushliteral(L, "endpoints");
+    lua_rawget(L, 1);
+    n = lcms_check_list(L, -1, "commsease.new", "endpoints", 1);
     if (n < 1 || n > LCMS_MAX_ENDPOINTS)
       luaL_error(L, "commsease.new: option 'endpoints' must hold 1 to %d URLs", LCMS_MAX_ENDPOINTS);
     for (i = 1; i <= n; i++) {
@@ -150,12 +134,11 @@ int lcms_new(lua_State *L) {
       eps[n_eps] = lua_tolstring(L, -1, &eps_len[n_eps]);
       check_endpoint(L, eps[n_eps], eps_len[n_eps]);
       n_eps++;
-      lua_pop(L, 1);
+      lua_pop(L, 1); /* kept alive by the endpoints table */
     }
-  }
-  lua_pop(L, 1);
-  if (n_eps == 0) {
-    eps[0] = opt_string(L, "endpoint", 0, &eps_len[0]);
+    lua_pop(L, 1);
+  } else {
+    eps[0] = opt_str(v, LCMS_O_ENDPOINT, &eps_len[0]);
     if (!eps[0]) {
       eps[0] = DEFAULT_ENDPOINT;
       eps_len[0] = strlen(DEFAULT_ENDPOINT);
@@ -164,13 +147,17 @@ int lcms_new(lua_State *L) {
     n_eps = 1;
   }
 
-  /* everything is valid: allocate; the metatable comes once it all exists */
+  /* everything is valid.  The metatable is attached at birth (as liolib
+   * does), so __gc frees whatever exists if a later step raises */
   c = lua_newuserdata(L, sizeof *c);
   memset(c, 0, sizeof *c);
+  luaL_setmetatable(L, LCMS_CLIENT_MT);
   cms_buf_init(&c->form, 0);
   cms_buf_init(&c->xfer.answer, CMS_MAX_ANSWER);
-  c->retries = (int)retries;
-  c->rate = cms_rate_local_init(&c->local_rate, rate, penalty, cms_now_ms());
+  c->retries = v[LCMS_O_RETRIES].set ? (int)v[LCMS_O_RETRIES].i : 1;
+  c->rate = cms_rate_local_init(&c->local_rate, v[LCMS_O_RATE_LIMIT].set ? v[LCMS_O_RATE_LIMIT].num : 100,
+                                v[LCMS_O_RATE_LIMIT_PENALTY].set ? v[LCMS_O_RATE_LIMIT_PENALTY].num : 10,
+                                cms_now_ms());
   cms_rand_init(&c->rand);
   c->n_endpoints = n_eps;
   c->appkey = dup_trimmed(appkey, appkey_len, "");
@@ -182,23 +169,52 @@ int lcms_new(lua_State *L) {
   if (ca) c->ca_file = dup_trimmed(ca, ca_len, "");
   if (proxy) c->proxy = dup_trimmed(proxy, proxy_len, "");
   for (i = 0; i < n_eps; i++) {
-    c->endpoints[i] = dup_trimmed(eps[i], eps_len[i], "");
+    c->endpoints[i] = dup_shown(eps[i], eps_len[i]);
     c->urls[i] = dup_trimmed(eps[i], eps_len[i], CMS_API_PATH);
     if (!c->endpoints[i] || !c->urls[i]) failed = 1;
   }
   if (!c->appkey || !c->secret || (ca && !c->ca_file) || (proxy && !c->proxy)) failed = 1;
   cms_http_global_init();
-  if (!failed) c->easy = curl_easy_init();
-  c->http.timeout_ms = (long)(timeout * 1000);
-  c->http.connect_timeout_ms = (long)(connect_timeout * 1000);
+  c->http.timeout_ms = (long)((v[LCMS_O_TIMEOUT].set ? v[LCMS_O_TIMEOUT].num : 5) * 1000);
+  c->http.connect_timeout_ms =
+    (long)((v[LCMS_O_CONNECT_TIMEOUT].set ? v[LCMS_O_CONNECT_TIMEOUT].num : 5) * 1000);
   c->http.ca_file = c->ca_file;
   c->http.proxy = c->proxy;
   c->http.user_agent = "commsease-lua/" LCMS_VERSION;
+  if (failed) {
+    release(c);
+    lua_pushliteral(L, "not enough memory");
+    return lua_error(L); /* a memory error raises, as Lua's own do */
+  }
+  c->easy = curl_easy_init();
   if (!c->easy || cms_http_configure(c->easy, &c->http) != CURLE_OK) {
-    release(c); /* no metatable yet, so no __gc: free by hand */
+    release(c);
     return luaL_error(L, "commsease.new: could not set up libcurl (out of memory?)");
   }
-  luaL_setmetatable(L, LCMS_CLIENT_MT);
+  if (store) {  /* the client exists (its __gc releases it): open the shared budget */
+    char err[512];
+    cms_store_opts so;
+    cms_rate *r;
+    so.url = store;
+    so.appkey = c->appkey;
+    so.rate = v[LCMS_O_RATE_LIMIT].set ? v[LCMS_O_RATE_LIMIT].num : 100;
+    so.penalty_s = v[LCMS_O_RATE_LIMIT_PENALTY].set ? v[LCMS_O_RATE_LIMIT_PENALTY].num : 10;
+    so.timeout_ms = (long)((v[LCMS_O_RATE_STORE_TIMEOUT].set ? v[LCMS_O_RATE_STORE_TIMEOUT].num
+                                                             : CMS_STORE_TIMEOUT_MS / 1000.0) * 1000);
+    if (so.timeout_ms < 1) so.timeout_ms = 1;
+    r = cms_store_open(&so, err, sizeof err);
+    if (!r) {
+      lcms_errinfo ei;
+      release(c);
+      memset(&ei, 0, sizeof ei);
+      ei.kind = "store";
+      ei.message = err;
+      ei.field = "rate_store";
+      ei.retryable = 1;
+      return lcms_push_error(L, &ei);
+    }
+    c->rate = r;
+  }
   return 1;
 }
 
@@ -211,7 +227,7 @@ static int client_send(lua_State *L) {
   long long code = 0;
   cms_http_outcome out;
   lua_settop(L, 2);
-  if (lcms_encode_params(L, 2, &c->form, &e)) return lcms_push_invalid(L, &e);
+  if (lcms_encode(L, 2, &c->form, &e)) return lcms_push_invalid(L, &e);
   /* stack: self params msgIds */
   if (cms_rand_hex32(&c->rand, rid))
     return lcms_push_local_error(L, "no random bytes for a RequestId", NULL);
@@ -245,7 +261,7 @@ static int client_prepare(lua_State *L) {
   char rid[CMS_NONCE_LEN + 1];
   lua_settop(L, 2);
   /* prepare signs with its own Nonce/CurTime; the caller sends it */
-  if (lcms_encode_params(L, 2, &c->form, &e)) return lcms_push_invalid(L, &e);
+  if (lcms_encode(L, 2, &c->form, &e)) return lcms_push_invalid(L, &e);
   if (cms_rand_hex32(&c->rand, rid) || lcms_sign(c, &s))
     return lcms_push_local_error(L, "could not sign the request (libcrypto failure)", NULL);
   lua_createtable(L, 0, 6);
@@ -269,7 +285,8 @@ static void release(lcms_client *c) {
   int i;
   lcms_pool_release(c->pool);
   c->pool = NULL;
-  if (c->rate) c->rate->ops->close(c->rate);
+  if (c->rate && c->rate != &c->local_rate.base) cms_store_free(c->rate); /* a shared store */
+  else if (c->rate) c->rate->ops->close(c->rate);
   c->rate = NULL;
   if (c->easy) curl_easy_cleanup(c->easy);
   c->easy = NULL;
@@ -293,6 +310,15 @@ static void release(lcms_client *c) {
   }
   cms_buf_free(&c->form);
   cms_buf_free(&c->xfer.answer);
+}
+
+/* __gc and __close: never raise, free everything whatever the state (Lua
+ * closing inside a running fan-out, os.exit(n, true) from on_progress: the
+ * loop below will never resume) */
+static int client_gc(lua_State *L) {
+  lcms_client *c = luaL_testudata(L, 1, LCMS_CLIENT_MT);
+  if (c) release(c);
+  return 0;
 }
 
 static int client_close(lua_State *L) {
@@ -326,15 +352,34 @@ static int client_stats(lua_State *L) {
   return 1;
 }
 
+/* wait = client:pace_take(): the non-blocking half of send's pacing, for drivers that
+ * wait in their own event loop (commsease.resty): 0 when a call may start now (its
+ * share of the client's budget, shared store included, is taken), else the seconds to
+ * wait before asking again */
+static int client_pace_take(lua_State *L) {
+  lcms_client *c = lcms_check_client(L);
+  long wait = c->rate->ops->take(c->rate, cms_now_ms());
+  lua_pushnumber(L, wait > 0 ? (lua_Number)wait / 1000.0 : 0);
+  return 1;
+}
+
+/* client:pace_penalty(): a 416 answer arrived; every call of the budget pauses */
+static int client_pace_penalty(lua_State *L) {
+  lcms_client *c = lcms_check_client(L);
+  c->rate->ops->penalty(c->rate, cms_now_ms());
+  return 0;
+}
+
 void lcms_open_client(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"send", client_send}, {"prepare", client_prepare}, {"close", client_close},
     {"is_closed", client_closed}, {"send_all", lcms_send_all}, {"fanout", lcms_fanout},
-    {"plan", lcms_plan}, {"stats", client_stats}, {NULL, NULL}};
+    {"plan", lcms_plan}, {"stats", client_stats}, {"pace_take", client_pace_take},
+    {"pace_penalty", client_pace_penalty}, {NULL, NULL}};
   luaL_newmetatable(L, LCMS_CLIENT_MT);
-  lua_pushcfunction(L, client_close);
+  lua_pushcfunction(L, client_gc);
   lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, client_close);
+  lua_pushcfunction(L, client_gc);
   lua_setfield(L, -2, "__close");
   lua_pushcfunction(L, client_tostring);
   lua_setfield(L, -2, "__tostring");

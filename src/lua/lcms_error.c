@@ -2,9 +2,33 @@
  * line starting "commsease:" and carries kind, code, message, field,
  * retryable, sent, request_id and endpoint. */
 #include <stdio.h>
+#include <string.h>
 #include "lcms.h"
 
 const char lcms_key_errmt = 0;
+
+/* pushes an endpoint URL without the user:password@ it may carry, so that
+ * credentials in a base URL never reach an error value (or a log line made
+ * from one) */
+static void push_endpoint(lua_State *L, const char *url) {
+  const char *scheme = strstr(url, "://"), *host, *at, *end;
+  if (!scheme) {
+    lua_pushstring(L, url);
+    return;
+  }
+  host = scheme + 3;
+  end = host + strcspn(host, "/?#");
+  at = NULL;
+  for (; host < end; host++)
+    if (*host == '@') at = host; /* the last '@' of the authority ends the userinfo */
+  if (!at) {
+    lua_pushstring(L, url);
+    return;
+  }
+  lua_pushlstring(L, url, (size_t)(scheme + 3 - url));
+  lua_pushstring(L, at + 1);
+  lua_concat(L, 2);
+}
 
 int lcms_push_error(lua_State *L, const lcms_errinfo *ei) {
   lua_pushnil(L);
@@ -30,7 +54,7 @@ int lcms_push_error(lua_State *L, const lcms_errinfo *ei) {
     lua_setfield(L, -2, "request_id");
   }
   if (ei->endpoint) {
-    lua_pushstring(L, ei->endpoint);
+    push_endpoint(L, ei->endpoint);
     lua_setfield(L, -2, "endpoint");
   }
   lua_rawgetp(L, LUA_REGISTRYINDEX, &lcms_key_errmt);

@@ -107,15 +107,55 @@ typedef struct jw {
   size_t len, cap, limit;
   int depth;
   const void *open[LCMS_JSON_MAX_DEPTH]; /* the tables on the current path */
-  char path[128];           /* the path of the value being written */
-  size_t plen;
+  /* where the value being written sits, formatted only on a failure: level d
+   * is the key (a stack index, or 0 with the array index in i) inside the
+   * table open at depth d; the first plevels levels are valid */
+  struct { int key; long long i; } lv[LCMS_JSON_MAX_DEPTH];
+  int plevels;
+  const char *base;         /* the field's path */
+  char path[128];
   unsigned max_chars;
   cms_verr *e;
   int too_long;
 } jw;
 
+/* formats w->path from the base path and the valid levels */
+static void make_path(jw *w) {
+  size_t len;
+  int d;
+  snprintf(w->path, sizeof w->path, "%s", w->base);
+  len = strlen(w->path);
+  for (d = 0; d < w->plevels && len < sizeof w->path - 1; d++) {
+    lua_State *L = w->L;
+    int m;
+    if (!w->lv[d].key) {
+      m = snprintf(w->path + len, sizeof w->path - len, "[%lld]", w->lv[d].i);
+    } else if (lua_type(L, w->lv[d].key) == LUA_TSTRING) {
+      size_t n, i;
+      const char *k = lua_tolstring(L, w->lv[d].key, &n);
+      int ident = n > 0;
+      for (i = 0; i < n && ident; i++) {
+        unsigned char c = (unsigned char)k[i];
+        if (!(c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (i && c >= '0' && c <= '9')))
+          ident = 0;
+      }
+      m = ident ? snprintf(w->path + len, sizeof w->path - len, ".%.*s", (int)(n > 80 ? 80 : n), k)
+                : snprintf(w->path + len, sizeof w->path - len, "[\"%.*s\"]",
+                           (int)(n > 40 ? 40 : n), k);
+    } else {
+      long long v = 0;
+      lcms_to_integer(L, w->lv[d].key, &v);
+      m = snprintf(w->path + len, sizeof w->path - len, "[%lld]", v);
+    }
+    if (m < 0) break;
+    len = len + (size_t)m < sizeof w->path ? len + (size_t)m : sizeof w->path - 1;
+  }
+}
+
 static int jfail(jw *w, const char *fmt, const char *detail) {
   char msg[200];
+  make_path(w);
   snprintf(msg, sizeof msg, fmt, detail);
   return cms_verr_set(w->e, w->path, "%s %s", w->path, msg);
 }
@@ -143,35 +183,6 @@ static int put(jw *w, const char *s, size_t n) {
   return 0;
 }
 #define PUTLIT(w, lit) put((w), (lit), sizeof(lit) - 1)
-
-/* path bookkeeping: append ".key" or "[n]", truncated to the buffer */
-static size_t path_push_key(jw *w, const char *k, size_t n) {
-  size_t old = w->plen, i, ident = n > 0;
-  for (i = 0; i < n && ident; i++) {
-    unsigned char c = (unsigned char)k[i];
-    if (!(c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (i && c >= '0' && c <= '9')))
-      ident = 0;
-  }
-  if (old < sizeof w->path - 1) {
-    int m = ident ? snprintf(w->path + old, sizeof w->path - old, ".%.*s", (int)(n > 80 ? 80 : n), k)
-                  : snprintf(w->path + old, sizeof w->path - old, "[\"%.*s\"]",
-                             (int)(n > 40 ? 40 : n), k);
-    w->plen = old + (size_t)m < sizeof w->path ? old + (size_t)m : sizeof w->path - 1;
-  }
-  return old;
-}
-static size_t path_push_index(jw *w, long long i) {
-  size_t old = w->plen;
-  if (old < sizeof w->path - 1) {
-    int m = snprintf(w->path + old, sizeof w->path - old, "[%lld]", i);
-    w->plen = old + (size_t)m < sizeof w->path ? old + (size_t)m : sizeof w->path - 1;
-  }
-  return old;
-}
-static void path_pop(jw *w, size_t old) {
-  w->plen = old;
-  w->path[old] = '\0';
-}
 
 /* a JSON string literal of s (valid UTF-8 checked first) */
 static int put_string(jw *w, const char *s, size_t n) {
@@ -264,13 +275,14 @@ static int put_table(jw *w, int idx) {
   const void *self = lua_topointer(L, idx);
   size_t count = 0, i;
   long long maxk = 0;
-  int is_array = 1, d;
+  int is_array = 1, d, level;
   for (d = 0; d < w->depth; d++)
     if (w->open[d] == self)
       return jfail(w, "%sholds a table that contains it (a cycle): JSON has no references", "");
   if (w->depth == LCMS_JSON_MAX_DEPTH)
     return jfail(w, "is nested deeper than %s levels", "32");
   if (!lua_checkstack(L, 4)) return jfail(w, "%sis nested too deep for the Lua stack", "");
+  level = w->depth;
   w->open[w->depth++] = self;
   lua_pushnil(L);
   while (lua_next(L, idx)) {
@@ -292,12 +304,13 @@ static int put_table(jw *w, int idx) {
   if (is_array) {
     if (PUTLIT(w, "[")) return -1;
     for (i = 1; i <= (size_t)maxk; i++) {
-      size_t old;
       if (i > 1 && PUTLIT(w, ",")) return -1;
       lua_rawgeti(L, idx, (lua_Integer)i);
-      old = path_push_index(w, (long long)i);
+      w->lv[level].key = 0;
+      w->lv[level].i = (long long)i;
+      w->plevels = level + 1;
       if (lua_isnil(L, -1) ? PUTLIT(w, "null") : put_value(w, lua_gettop(L))) return -1;
-      path_pop(w, old);
+      w->plevels = level;
       lua_pop(L, 1);
     }
     if (PUTLIT(w, "]")) return -1;
@@ -306,18 +319,19 @@ static int put_table(jw *w, int idx) {
     if (PUTLIT(w, "{")) return -1;
     lua_pushnil(L);
     while (lua_next(L, idx)) {
-      size_t old, kn;
+      size_t kn;
       long long k;
       if (!first && PUTLIT(w, ",")) return -1;
       first = 0;
+      w->lv[level].key = lua_gettop(L) - 1;
       if (lua_type(L, -2) == LUA_TSTRING) {
         const char *ks = lua_tolstring(L, -2, &kn);
-        old = path_push_key(w, ks, kn);
+        w->plevels = level + 1;
         if (put_string(w, ks, kn)) return -1;
       } else if (lua_type(L, -2) == LUA_TNUMBER &&
                  lcms_to_integer(L, -2, &k) == LCMS_INT_OK) {
         char num[32];
-        old = path_push_index(w, k);
+        w->plevels = level + 1;
         snprintf(num, sizeof num, "\"%lld\"", k);
         if (put(w, num, strlen(num))) return -1;
       } else {
@@ -326,7 +340,7 @@ static int put_table(jw *w, int idx) {
         return jfail(w, "has a %s key; a JSON object's keys are strings (or whole numbers)", tn);
       }
       if (PUTLIT(w, ":") || put_value(w, lua_gettop(L))) return -1;
-      path_pop(w, old);
+      w->plevels = level;
       lua_pop(L, 1);
     }
     if (PUTLIT(w, "}")) return -1;
@@ -367,8 +381,7 @@ int lcms_json_write(lua_State *L, int idx, const char *path, unsigned max_chars,
   w.max_chars = max_chars;
   /* a text of at most max_chars UTF-16 units takes at most 3 bytes per unit */
   w.limit = max_chars ? 3 * (size_t)max_chars : LCMS_JSON_MAX_BYTES;
-  snprintf(w.path, sizeof w.path, "%s", path);
-  w.plen = strlen(w.path);
+  w.base = path;
   luaL_checkstack(L, 8, "commsease: no room on the Lua stack to write JSON");
   lua_rawgetp(L, LUA_REGISTRYINDEX, &lcms_key_jscratch);
   if (lua_type(L, -1) != LUA_TUSERDATA) {

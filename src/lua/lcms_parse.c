@@ -179,9 +179,15 @@ int lcms_parse_answer(lua_State *L, long status, const char *body, size_t len, i
   if (code != 200) {
     const char *desc;
     lcms_errinfo ei = {"api", code, NULL, NULL, cms_api_code_retryable(code), 1, request_id, endpoint};
-    lua_getfield(L, ans, "desc");
-    if (lua_type(L, -1) == LUA_TTABLE && lcms_json_encode(L, -1) == 0) lua_replace(L, -2);
-    desc = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    lua_settop(L, ans);
+    lua_getfield(L, ans, "desc"); /* top + 2 */
+    if (lua_type(L, top + 2) == LUA_TTABLE) {
+      /* a desc object reads as its JSON; one that cannot be written again
+       * (a number lua-cjson decoded as inf) counts as no desc */
+      if (lcms_json_encode(L, top + 2) == 0) lua_replace(L, top + 2);
+      else lua_settop(L, top + 1), lua_pushnil(L);
+    }
+    desc = lua_type(L, top + 2) == LUA_TSTRING ? lua_tostring(L, top + 2) : NULL;
     ei.message = desc && *desc ? desc : "the service refused the call (no desc)";
     lcms_push_error(L, &ei); /* ans desc nil err */
     lua_replace(L, top + 2);  /* ans err nil */

@@ -124,3 +124,13 @@ int lcms_push_answer(lua_State *L, cms_http_outcome out, const cms_http_xfer *x,
 unsigned long lcms_rand_below(void *client, unsigned long below) {
   return cms_rand_below(&((lcms_client *)client)->rand, below);
 }
+
+int lcms_encode(lua_State *L, int params, cms_buf *form, cms_verr *e) {
+  if (lcms_encode_params(L, params, form, e) == 0) return 0;
+  if (form && form->oom) {
+    /* a memory error raises, as Lua's own do; it is not bad data */
+    lua_pushliteral(L, "not enough memory");
+    lua_error(L);
+  }
+  return -1;
+}

@@ -63,7 +63,7 @@ int lcms_run_encode(lcms_run *r, const cms_sched_step *st, cms_buf *form) {
   if (!kept) {
     if (r->fanout && st->resend) mark_resend(r, i);
     lua_rawgeti(L, r->list, i);
-    if (lcms_encode_params(L, top + 1, form, &e)) {
+    if (lcms_encode(L, top + 1, form, &e)) {
       lua_settop(L, top);
       lcms_push_invalid(L, &e);
       return -1;
@@ -95,7 +95,9 @@ void lcms_run_final(lcms_run *r, int i, int nret) {
     lua_pushvalue(L, r->progress);
     lua_pushinteger(L, r->s->done);
     lua_pushinteger(L, r->s->n);
-    if (lua_pcall(L, 2, 0, 0) != LUA_OK) lua_replace(L, r->perr);
+    int rc = lua_pcall(L, 2, 0, 0);
+    if (rc == LUA_ERRMEM) lua_error(L); /* a memory error raises, even from on_progress */
+    if (rc != LUA_OK) lua_replace(L, r->perr);
   }
 }
 
@@ -135,7 +137,7 @@ void lcms_run_prevalidate(lcms_run *r) {
   cms_verr e;
   for (i = 1; i <= r->s->n; i++) {
     lua_rawgeti(L, r->list, i);
-    if (lcms_encode_params(L, top + 1, NULL, &e)) {
+    if (lcms_encode(L, top + 1, NULL, &e)) {
       lua_settop(L, top);
       cms_sched_settle(r->s, i);
       lcms_run_final(r, i, lcms_push_invalid(L, &e));
