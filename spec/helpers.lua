@@ -49,6 +49,8 @@ helpers.with_close(value, fn) -> fn(value) in a scope that closes value at its e
     `local v <close>` on 5.4, elsewhere its __close metamethod called as 5.4 would
     (v, nil after a normal end; v, err and the error raised again after an error)
 helpers.unpack = table.unpack or unpack
+Below 5.3, file:read, file:lines and io.read also take the formats without "*" ("a", "l"),
+as on 5.3+ (the one global change helpers make).
 ]]
 local socket = require("socket")
 local http = require("socket.http")
@@ -68,6 +70,27 @@ function helpers.now() return socket.gettime() end
 local unpack = table.unpack or unpack -- luacheck: ignore 113 143
 helpers.unpack = unpack
 helpers.LUA = rawget(_G, "jit") and _G.jit.version or _VERSION
+
+-- Lua 5.1, 5.2 and LuaJIT want read("*a"), read("*l"); 5.3 made the "*" optional and
+-- specs write read("a").  Here, as lua-compat-5.3 does, file:read, file:lines and
+-- io.read take both spellings (the only global change helpers make: specs feature-test
+-- math.type and friends, so nothing else is added)
+if not math.type then -- luacheck: ignore 143
+  local function star(fmt)
+    if type(fmt) == "string" and fmt:sub(1, 1) ~= "*" then return "*" .. fmt end
+    return fmt
+  end
+  local function stars(...)
+    local t = {...}
+    for i = 1, select("#", ...) do t[i] = star(t[i]) end
+    return unpack(t, 1, select("#", ...))
+  end
+  local methods = debug.getmetatable(io.stdout).__index
+  local read, lines, io_read = methods.read, methods.lines, io.read
+  methods.read = function(f, ...) return read(f, stars(...)) end
+  methods.lines = function(f, ...) return lines(f, stars(...)) end
+  io.read = function(...) return io_read(stars(...)) end
+end
 
 function helpers.lua_bin()
   local i, bin = -1, nil
@@ -184,7 +207,7 @@ end
 local function proc_alive(pid)
   local f = io.open("/proc/" .. pid .. "/stat", "r")
   if not f then return false end
-  local st = f:read("*a")
+  local st = f:read("*a") or "" -- nil when the process went away between open and read
   f:close()
   local state = st:match("^%d+ %b() (%a)")
   return state ~= nil and state ~= "Z" and state ~= "X"

@@ -10,7 +10,7 @@ trap 'rm -f "$log"' EXIT
 "$@" >"$log" 2>&1
 rc=$?
 cat "$log"
-line=$(awk '/ successes \/ .* failures \/ .* errors/ { printf "busted: %d passed, %d failed\n", $1, $4 + $7 }' "$log" | tail -n 1)
+line=$(awk '/^[0-9]+ success(es)? \/ [0-9]+ failures? \/ [0-9]+ errors? \// { printf "busted: %d passed, %d failed\n", $1, $4 + $7 }' "$log" | tail -n 1)
 if [ -z "$line" ]; then
   line="busted: no summary from busted (exit status $rc): the run did not finish"
   [ "$rc" = 0 ] && rc=1
