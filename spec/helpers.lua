@@ -89,7 +89,7 @@ if not math.type then -- luacheck: ignore 143
   local read, lines, io_read = methods.read, methods.lines, io.read
   methods.read = function(f, ...) return read(f, stars(...)) end
   methods.lines = function(f, ...) return lines(f, stars(...)) end
-  io.read = function(...) return io_read(stars(...)) end
+  io.read = function(...) return io_read(stars(...)) end -- luacheck: ignore 122
 end
 
 function helpers.lua_bin()
