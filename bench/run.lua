@@ -542,3 +542,6 @@ local ok_main, err_main = pcall(function()
 end)
 stop_servers()
 if not ok_main then fail(tostring(err_main)) end
+
+-- the OpenResty rows (nginx with commsease.resty against the blocking send): bench/resty.lua
+if os.execute(LUA .. " bench/resty.lua") ~= true then fail("bench/resty.lua failed") end
