@@ -502,8 +502,10 @@ static int read_list(rd *r, const part *p, int dst, int is_success, int outcomes
             r->grow = 1;
             i = push_value(r, i);
             r->grow = 0;
-            if (lcms_json_encode(L, -1)) return -1;
-            lua_replace(L, -2);
+            if (lua_type(L, -1) != LUA_TSTRING) { /* (an integer beyond 2^53 is its digits) */
+              if (lcms_json_encode(L, -1)) return -1;
+              lua_replace(L, -2);
+            }
           }
           lua_rawset(L, dst);
           i = ws(r, i);
