@@ -566,10 +566,6 @@ static int collect(lua_State *L, int ans, const char *key, int dst, int is_succe
   return 0;
 }
 
-static int code_retryable(long long code) {
-  return code == 408 || code == 416 || code == 500 || code == 503 || code == 514;
-}
-
 static int fail_response(lua_State *L, const char *msg, const char *rid, const char *ep) {
   lcms_errinfo ei = {"response", 0, msg, NULL, 1, 1, rid, ep};
   return lcms_push_error(L, &ei);
@@ -644,7 +640,8 @@ int lcms_answer_read(lua_State *L, const char *body, size_t len, int msgids,
   if (api_code) *api_code = code;
   if (code != 200) {
     const char *desc;
-    lcms_errinfo ei = {"api", code, NULL, NULL, code_retryable(code), 1, request_id, endpoint};
+    lcms_errinfo ei = {"api", code, NULL, NULL, cms_api_code_retryable(code), 1, request_id,
+                       endpoint};
     if (parts[P_DESC].at && (r.s[parts[P_DESC].at] == '{' || r.s[parts[P_DESC].at] == '[')) {
       /* a table, written back as JSON text: built as lua-cjson builds it */
       r.grow = 1;
