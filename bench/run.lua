@@ -444,6 +444,7 @@ local ok_main, err_main = pcall(function()
             .. c.cmd:gsub("%-%-n %d+", "--n " .. n) .. " 2>/dev/null")
           return callgrind_total(f)
         end
+        local n1, n2 = IR_N // 5, IR_N
         local a, b = counted(n1), counted(n2)
         if a and b and b >= a then c.ir_stats = (b - a) / (n2 - n1) end
       end
