@@ -61,7 +61,7 @@ for src in src/core/*.c src/lua/*.c; do
 done
 build_lua() { # target
   $CLANG $CFLAGS $LUA_CFLAGS -fsanitize=fuzzer $SAN "spec/fuzz/$1.c" $MOD_OBJS \
-    $LUA_LIBS -lcurl -lcrypto -lm -ldl -o "$OUT/$1"
+    $LUA_LIBS -lcurl -lcrypto -lhiredis -lm -ldl -o "$OUT/$1"
 }
 build_lua fuzz_parse
 build_lua fuzz_encode
