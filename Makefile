@@ -43,6 +43,7 @@ EMU_OBJ  = $(EMU_SRC:%.c=$(BUILD)/%.o)
 MODULE   = $(BUILD)/commsease.so
 EMULATOR = $(BUILD)/commsease-emulator
 CORETEST = $(BUILD)/core-test
+JSONTEST = $(BUILD)/json-test
 STORETEST = $(BUILD)/store-test
 SCHEDTEST = $(BUILD)/sched-test
 OOMTEST  = $(BUILD)/oom-test
@@ -77,6 +78,10 @@ $(CORETEST): spec/c/core_test.c $(CORE_OBJ)
 # a redis-server it starts on a free port)
 $(STORETEST): spec/c/store_test.c $(CORE_OBJ)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcurl -lcrypto -lhiredis
+
+# the JSON scanner against known texts and cJSON
+$(JSONTEST): spec/c/json_test.c $(CORE_OBJ)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcjson -lcurl -lcrypto -lhiredis
 
 # the fan-out scheduler on a fake clock, no Lua, no server
 $(SCHEDTEST): spec/c/sched_test.c $(CORE_OBJ)
@@ -129,8 +134,9 @@ jit:
 rockspec-check:
 	LUA=$(LUA) LUA_VERSION=$(LUA_VERSION) rockspec/check.sh
 
-test-plain: all $(CORETEST) $(SCHEDTEST) $(OOMTEST) $(STORETEST) $(SPECFORK) jit
+test-plain: all $(CORETEST) $(JSONTEST) $(SCHEDTEST) $(OOMTEST) $(STORETEST) $(SPECFORK) jit
 	$(CORETEST)
+	$(JSONTEST)
 	$(SCHEDTEST)
 	$(OOMTEST) $(BUILD)
 	$(STORETEST)
@@ -138,11 +144,12 @@ test-plain: all $(CORETEST) $(SCHEDTEST) $(OOMTEST) $(STORETEST) $(SPECFORK) jit
 
 ASAN_LIB = $(shell $(CC) -print-file-name=libasan.so)
 test-asan: jit
-	$(MAKE) all build-asan/core-test build-asan/sched-test build-asan/oom-test build-asan/store-test build-asan/spec_fork.so \
-	  BUILD=build-asan \
+	$(MAKE) all build-asan/core-test build-asan/json-test build-asan/sched-test \
+	  build-asan/oom-test build-asan/store-test build-asan/spec_fork.so BUILD=build-asan \
 	  CFLAGS="-O1 -g -fno-omit-frame-pointer" \
 	  SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 	ASAN_OPTIONS=detect_leaks=1 build-asan/core-test
+	ASAN_OPTIONS=detect_leaks=1 build-asan/json-test
 	ASAN_OPTIONS=detect_leaks=1 build-asan/sched-test
 	ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=spec/c/oom_lsan.supp build-asan/oom-test build-asan
 	ASAN_OPTIONS=detect_leaks=1 build-asan/store-test
@@ -159,7 +166,7 @@ valgrind: memcheck
 
 # client CPU per request and req/s against one loopback server, side by side
 # with plain C and pure Lua; see bench/README.md
-bench: deps all
+bench: deps all jit
 	$(LUA) bench/run.lua
 
 demo: deps all

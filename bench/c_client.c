@@ -11,8 +11,14 @@
  *     time, roomId, type as number or numeric string, msgid_client) and every
  *     fail entry, as a client that hands back per-message results must.
  *
- *   c_client --url BASE [--mode easy|multi] [--n N] [--concurrency C]
- *            [--appkey K] [--secret S] [--name NAME]
+ *   c_client --url BASE [--mode easy|multi|body|parse] [--n N] [--concurrency C]
+ *            [--params light|realistic] [--appkey K] [--secret S] [--name NAME]
+ *
+ * --params picks the parameters (bench/batch.h): light ("hello" as every
+ * attach) or realistic (224 bytes of mixed-script text and a JSON ext per
+ * message).  body: print the form body once and exit (run.lua compares it
+ * with the module's).  parse: fetch the answer once, then parse it N times
+ * (cJSON and the walk below, no I/O in the loop).
  *
  * easy: one easy handle, N requests in sequence on one kept-alive connection.
  * multi: C easy handles on one multi handle (C connections), N requests.
@@ -29,6 +35,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include "batch.h"
 
 #define N_MESSAGES 10
 #define N_RECIPIENTS 100
@@ -87,9 +94,33 @@ static int buf_add_escaped(buf *b, const char *s, size_t n) {
   return 0;
 }
 
-/* JSON string literal of a plain ASCII value (no escapes needed for these) */
+/* JSON string literal: " and \ escaped, control bytes as \u00XX, UTF-8 as it is
+ * (what the module writes) */
 static int json_str(buf *b, const char *s) {
-  return buf_adds(b, "\"") || buf_adds(b, s) || buf_adds(b, "\"");
+  static const char hexd[] = "0123456789ABCDEF";
+  size_t n = strlen(s), i;
+  char *o;
+  if (buf_reserve(b, 6 * n + 2)) return -1;
+  o = b->p + b->len;
+  *o++ = '"';
+  for (i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '"' || c == '\\') {
+      *o++ = '\\';
+      *o++ = (char)c;
+    } else if (c < 0x20) {
+      memcpy(o, "\\u00", 4);
+      o += 4;
+      *o++ = hexd[c >> 4];
+      *o++ = hexd[c & 15];
+    } else {
+      *o++ = (char)c;
+    }
+  }
+  *o++ = '"';
+  b->len = (size_t)(o - b->p);
+  b->p[b->len] = '\0';
+  return 0;
 }
 
 /* the request's parameters, as a program holds them */
@@ -97,6 +128,7 @@ typedef struct message {
   char msgid[16];
   int type;
   const char *attach;
+  const char *ext; /* JSON text or NULL */
 } message;
 static message msgs[N_MESSAGES];
 static char accids[N_RECIPIENTS][16];
@@ -115,7 +147,9 @@ static int build_body(buf *body, buf *scratch) {
     if ((i && buf_adds(scratch, ",")) || buf_adds(scratch, "{\"msgId\":") ||
         json_str(scratch, msgs[i].msgid) || buf_adds(scratch, ",\"msgType\":") ||
         buf_adds(scratch, num) || buf_adds(scratch, ",\"attach\":") ||
-        json_str(scratch, msgs[i].attach) || buf_adds(scratch, "}"))
+        json_str(scratch, msgs[i].attach) ||
+        (msgs[i].ext && (buf_adds(scratch, ",\"ext\":") || json_str(scratch, msgs[i].ext))) ||
+        buf_adds(scratch, "}"))
       return -1;
   }
   if (buf_adds(scratch, "]")) return -1;
@@ -406,7 +440,7 @@ static long num_arg(const char *flag, const char *v, long lo, long hi) {
 }
 
 int main(int argc, char **argv) {
-  const char *mode = "easy", *name = NULL;
+  const char *mode = "easy", *name = NULL, *batch = "light";
   long n = 1000, conc = 8, ok;
   double c0, w0, cpu, wall;
   int i;
@@ -415,28 +449,63 @@ int main(int argc, char **argv) {
     if (strcmp(a, "--url") == 0 && v) base_url = v, i++;
     else if (strcmp(a, "--mode") == 0 && v) mode = v, i++;
     else if (strcmp(a, "--name") == 0 && v) name = v, i++;
+    else if (strcmp(a, "--params") == 0 && v) batch = v, i++;
     else if (strcmp(a, "--appkey") == 0 && v) appkey = v, i++;
     else if (strcmp(a, "--secret") == 0 && v) secret = v, i++;
     else if (strcmp(a, "--n") == 0) n = num_arg(a, v, 1, 10000000), i++;
     else if (strcmp(a, "--concurrency") == 0) conc = num_arg(a, v, 1, 256), i++;
     else {
-      fprintf(stderr, "usage: c_client --url BASE [--mode easy|multi] [--n N] "
-                      "[--concurrency C] [--appkey K] [--secret S] [--name NAME]\n");
+      fprintf(stderr, "usage: c_client --url BASE [--mode easy|multi|body|parse] [--n N] "
+                      "[--concurrency C] [--params light|realistic] [--appkey K] [--secret S] "
+                      "[--name NAME]\n");
       return 2;
     }
   }
-  if (!base_url || (strcmp(mode, "easy") && strcmp(mode, "multi")) ||
-      strlen(secret) > 128 || strlen(appkey) > 100) {
-    fprintf(stderr, "c_client: --url is required; --mode is easy or multi\n");
+  if (!base_url ||
+      (strcmp(mode, "easy") && strcmp(mode, "multi") && strcmp(mode, "body") && strcmp(mode, "parse")) ||
+      (strcmp(batch, "light") && strcmp(batch, "realistic")) || strlen(secret) > 128 ||
+      strlen(appkey) > 100) {
+    fprintf(stderr, "c_client: --url is required; --mode is easy, multi or body; --params is "
+                    "light or realistic\n");
     return 2;
   }
   snprintf(url, sizeof url, "%s/chatroom/batchSendMsgToSomeone.action", base_url);
   for (i = 0; i < N_MESSAGES; i++) {
     snprintf(msgs[i].msgid, sizeof msgs[i].msgid, "m%d", i + 1);
     msgs[i].type = 0;
-    msgs[i].attach = "hello";
+    msgs[i].attach = strcmp(batch, "light") ? BATCH_REALISTIC_TEXT : BATCH_LIGHT_TEXT;
+    msgs[i].ext = strcmp(batch, "light") ? BATCH_REALISTIC_EXT : NULL;
   }
   for (i = 0; i < N_RECIPIENTS; i++) snprintf(accids[i], sizeof accids[i], "p%d", i + 1);
+  if (strcmp(mode, "parse") == 0) { /* the answer fetched once, then parsed n times */
+    xfer x;
+    result res[2 * N_MESSAGES];
+    long k, good = 0;
+    long status = 0;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (xfer_init(&x) || xfer_arm(&x) || curl_easy_perform(x.h) != CURLE_OK) return 1;
+    curl_easy_getinfo(x.h, CURLINFO_RESPONSE_CODE, &status);
+    c0 = cpu_seconds();
+    w0 = wall_seconds();
+    for (k = 0; k < n; k++)
+      good += parse_answer(status, x.answer.p, x.answer.len, res,
+                           (int)(sizeof res / sizeof res[0])) == N_MESSAGES;
+    wall = wall_seconds() - w0;
+    cpu = cpu_seconds() - c0;
+    xfer_free(&x);
+    curl_global_cleanup();
+    printf("RESULT name=c_parse n=%ld ok=%ld wall_s=%.4f reqps=%.1f cpu_us=%.2f\n", n, good, wall,
+           wall > 0 ? n / wall : 0.0, cpu * 1e6 / n);
+    return good == n ? 0 : 1;
+  }
+  if (strcmp(mode, "body") == 0) {
+    buf body = {0}, scratch = {0};
+    if (build_body(&body, &scratch)) return 1;
+    fwrite(body.p, 1, body.len, stdout);
+    free(body.p);
+    free(scratch.p);
+    return 0;
+  }
   curl_global_init(CURL_GLOBAL_DEFAULT);
   c0 = cpu_seconds();
   w0 = wall_seconds();
@@ -445,6 +514,7 @@ int main(int argc, char **argv) {
   cpu = cpu_seconds() - c0;
   curl_global_cleanup();
   if (!name) name = strcmp(mode, "easy") == 0 ? "c_easy" : "c_multi";
+  (void)batch;
   printf("RESULT name=%s n=%ld ok=%ld wall_s=%.4f reqps=%.1f cpu_us=%.2f\n", name, n, ok, wall,
          wall > 0 ? n / wall : 0.0, cpu * 1e6 / n);
   return ok == n ? 0 : 1;

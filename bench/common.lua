@@ -6,11 +6,27 @@ local M = {}
 
 M.N_MESSAGES, M.N_RECIPIENTS, M.ROOMID = 10, 100, 765788
 
+-- the two batches (bench/batch.h holds the same for the C programs; run.lua
+-- checks the module's body against the C client's): "hello" as every attach,
+-- or 224 bytes of mixed-script UTF-8 text and a JSON ext on every message
+M.BATCHES = {"light", "realistic"}
+M.TEXT = {
+  light = "hello",
+  realistic = "Round 3 starts in 60 seconds, good luck! 第三轮将在60秒后开始，祝你好运！ "
+    .. "Раунд 3 начнётся через 60 секунд. 🎮🏆 \"Arena\" map\nラウンド3 まもなく開始 — 상품:황금열쇠",
+}
+M.EXT = {realistic = '{"kind":"announce","round":3,"tags":["pvp","ranked"]}'}
+assert(#M.TEXT.realistic == 224)
+
 -- the params table a caller of client:send builds
-function M.params()
+function M.params(batch)
+  batch = batch or "light"
+  assert(M.TEXT[batch], "unknown batch")
   local to, ml = {}, {}
   for i = 1, M.N_RECIPIENTS do to[i] = "p" .. i end
-  for i = 1, M.N_MESSAGES do ml[i] = {msgId = "m" .. i, msgType = 0, attach = "hello"} end
+  for i = 1, M.N_MESSAGES do
+    ml[i] = {msgId = "m" .. i, msgType = 0, attach = M.TEXT[batch], ext = M.EXT[batch]}
+  end
   return {roomid = M.ROOMID, fromAccid = "bench", toAccids = to, msgList = ml}
 end
 

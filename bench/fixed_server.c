@@ -7,6 +7,10 @@
  * bench measures.
  *
  *   fixed_server [--port N] [--threads N] [--messages N] [--max-seconds N]
+ *                [--params light|realistic]
+ *
+ * --params realistic echoes bench/batch.h's realistic text and ext in every
+ * message object, as the service does (the light answer has "hello" and "").
  *
  * Binds 127.0.0.1 only.  Prints one line
  *   listening on http://127.0.0.1:PORT/nimserver
@@ -23,6 +27,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "batch.h"
 
 
 static char *answer;
@@ -61,11 +66,27 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
   return MHD_queue_response(conn, MHD_HTTP_NOT_FOUND, notfound_resp);
 }
 
+/* s as a JSON string's contents, the way a Java service writes it */
+static void json_escape(char *out, size_t cap, const char *s) {
+  size_t o = 0;
+  for (; *s && o + 8 < cap; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') out[o++] = '\\', out[o++] = (char)c;
+    else if (c == '\n') out[o++] = '\\', out[o++] = 'n';
+    else if (c < 0x20) o += (size_t)snprintf(out + o, cap - o, "\\u%04x", c);
+    else out[o++] = (char)c;
+  }
+  out[o] = '\0';
+}
+
 /* the success answer for msgIds m1..mN, message objects as API.md shows */
-static int build_answer(int n) {
-  size_t cap = 256 + (size_t)n * 256, len = 0;
+static int build_answer(int n, int realistic) {
+  static char attach[1024], ext[512];
+  size_t cap = 256 + (size_t)n * 1536, len = 0;
   int i, k;
   long long now_ms = (long long)time(NULL) * 1000;
+  json_escape(attach, sizeof attach, realistic ? BATCH_REALISTIC_TEXT : BATCH_LIGHT_TEXT);
+  json_escape(ext, sizeof ext, realistic ? BATCH_REALISTIC_EXT : "");
   answer = malloc(cap);
   if (!answer) return -1;
   len += (size_t)snprintf(answer + len, cap - len, "{\"code\":200,\"success\":[");
@@ -73,8 +94,8 @@ static int build_answer(int n) {
     k = snprintf(answer + len, cap - len,
                  "%s{\"m%d\":{\"time\":%lld,\"fromAvator\":\"\",\"msgid_client\":\"m%d\","
                  "\"fromClientType\":\"REST\",\"roomId\":765788,\"fromAccount\":\"bench\","
-                 "\"fromNick\":\"bench\",\"attach\":\"hello\",\"type\":0,\"ext\":\"\"}}",
-                 i > 1 ? "," : "", i, now_ms + i, i);
+                 "\"fromNick\":\"bench\",\"attach\":\"%s\",\"type\":0,\"ext\":\"%s\"}}",
+                 i > 1 ? "," : "", i, now_ms + i, i, attach, ext);
     if (k < 0 || (size_t)k >= cap - len) return -1;
     len += (size_t)k;
   }
@@ -102,7 +123,7 @@ static long parse_num(const char *flag, const char *v, long lo, long hi) {
 
 int main(int argc, char **argv) {
   long port = 0, threads = 2, messages = 10, max_seconds = 900;
-  int stdin_eof = 0, i;
+  int stdin_eof = 0, realistic = 0, i;
   struct sockaddr_in sa;
   struct MHD_Daemon *d;
   const union MHD_DaemonInfo *di;
@@ -114,13 +135,15 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "--messages") == 0) messages = parse_num(a, v, 0, 10), i++;
     else if (strcmp(a, "--max-seconds") == 0) max_seconds = parse_num(a, v, 1, 86400), i++;
     else if (strcmp(a, "--stdin-eof") == 0) stdin_eof = 1;
+    else if (strcmp(a, "--params") == 0 && v && (!strcmp(v, "light") || !strcmp(v, "realistic")))
+      realistic = strcmp(v, "realistic") == 0, i++;
     else {
       fprintf(stderr, "usage: fixed_server [--port N] [--threads N] [--messages N] "
-                      "[--max-seconds N] [--stdin-eof]\n");
+                      "[--max-seconds N] [--stdin-eof] [--params light|realistic]\n");
       return 2;
     }
   }
-  if (build_answer((int)messages)) {
+  if (build_answer((int)messages, realistic)) {
     fprintf(stderr, "fixed_server: out of memory\n");
     return 1;
   }

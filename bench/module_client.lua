@@ -1,6 +1,7 @@
 -- module_client.lua -- the commsease module under load, one case per process.
 --   lua5.4 bench/module_client.lua --url BASE --mode send|send_all|prepare|rss
 --          [--n N] [--concurrency C] [--batch B] [--appkey K] [--secret S] [--n1 N] [--n2 N]
+--          [--params light|realistic] [--results full|outcomes]   (modes also: parse, body)
 -- Prints RESULT lines (see common.lua); send_all without c.send_all prints a
 -- SKIP line.  rss: N1 sends, VmHWM; on to N2 sends in all, VmHWM again.
 package.path = "bench/?.lua;" .. package.path
@@ -9,7 +10,7 @@ local common = require "common"
 local commsease = require "commsease"
 
 local o = common.args(arg, {mode = "send", n = 1000, concurrency = 8, appkey = "benchkey",
-  secret = "benchsecret", n1 = 10000, n2 = 100000})
+  secret = "benchsecret", n1 = 10000, n2 = 100000, params = "light", results = "full"})
 assert(o.url, "--url is required")
 
 local function new_client()
@@ -26,7 +27,7 @@ local function new_client()
 end
 
 local c = new_client()
-local p = common.params()
+local p = common.params(o.params)
 local N = common.N_MESSAGES
 
 local function full_success(res)
@@ -34,6 +35,31 @@ local function full_success(res)
   local k = 0
   for _ in pairs(res.success) do k = k + 1 end
   return k == N
+end
+
+if o.mode == "parse" then -- commsease.parse over the server's answer, no I/O in the loop
+  local http, ltn12 = require "socket.http", require "ltn12"
+  local chunks = {}
+  http.request{url = o.url .. "/chatroom/batchSendMsgToSomeone.action", method = "POST",
+    source = ltn12.source.string("x"), headers = {["Content-Length"] = "1"},
+    sink = ltn12.sink.table(chunks)}
+  local answer = table.concat(chunks)
+  assert(full_success(commsease.parse(200, answer)), "the answer does not parse")
+  local ok = 0
+  local w0, c0 = common.wall(), common.cpu()
+  for _ = 1, o.n do
+    if full_success(commsease.parse(200, answer)) then ok = ok + 1 end
+  end
+  common.result("lua_parse", o.n, ok, common.wall() - w0, common.cpu() - c0,
+    " answer_bytes=" .. #answer)
+  c:close()
+  os.exit(0)
+end
+
+if o.mode == "body" then -- the form body once (run.lua compares it with the C client's)
+  io.write(assert(c:prepare(p)).body)
+  c:close()
+  os.exit(0)
 end
 
 -- one warm-up call outside the clock: the connection, the first allocations
@@ -56,6 +82,7 @@ elseif o.mode == "send_all" then
   -- --batch B: the N calls as N/B send_all calls of B (default: one of N)
   local batch = math.min(o.batch or o.n, o.n)
   if batch < o.n then name = name .. "_batch" .. batch end
+  if o.results ~= "full" then name = name .. "_" .. o.results end
   local list = {}
   for i = 1, batch do list[i] = p end
   local ok, sent = 0, 0
@@ -63,7 +90,8 @@ elseif o.mode == "send_all" then
   while sent < o.n do
     local k = math.min(batch, o.n - sent)
     if k < batch then list = {table.unpack(list, 1, k)} end
-    local out = c:send_all(list, {concurrency = o.concurrency})
+    local out = c:send_all(list, {concurrency = o.concurrency,
+      results = o.results ~= "full" and o.results or nil})
     for i = 1, k do
       local r = out[i]
       if r and full_success(r.res) then ok = ok + 1 end

@@ -4,6 +4,7 @@
 -- and every success entry walked into a msgId -> message map.
 --
 --   lua5.4 bench/pure_lua_client.lua --url BASE --mode http|raw|prepare [--n N]
+--          [--params light|realistic]
 --
 -- http:    socket.http.request with ltn12 -- what a user would write first.
 --          LuaSocket's http module sends "Connection: close", so every request
@@ -21,7 +22,8 @@ local socket = require "socket"
 local http = require "socket.http"
 local ltn12 = require "ltn12"
 
-local o = common.args(arg, {mode = "http", n = 200, appkey = "benchkey", secret = "benchsecret"})
+local o = common.args(arg, {mode = "http", n = 200, appkey = "benchkey", secret = "benchsecret",
+  params = "light"})
 assert(o.url, "--url is required")
 local URL = o.url .. "/chatroom/batchSendMsgToSomeone.action"
 local sformat, random = string.format, math.random
@@ -121,7 +123,7 @@ local function send_raw(p)
   return parse(status, body or "")
 end
 
-local p = common.params()
+local p = common.params(o.params)
 local function full_success(res)
   if not res then return false end
   local k = 0

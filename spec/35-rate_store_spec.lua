@@ -135,6 +135,22 @@ describe("rate_store option", function()
     assert.is_nil(tostring(err):find(emu.secret, 1, true))
   end)
 
+  it("bounds a Redis that never answers by rate_store_timeout, and sends go on", function()
+    local socket = require("socket")
+    local silent = assert(socket.bind("127.0.0.1", 0))
+    local _, port = silent:getsockname()
+    local c = assert(helpers.client_for(emu, {rate_store = "redis://127.0.0.1:" .. port,
+                                               rate_store_timeout = 0.3}))
+    local t0 = helpers.now()
+    assert(c:send(helpers.good_form()))
+    local took = helpers.now() - t0
+    assert.is_true(took >= 0.28 and took < 2, string.format("%.2f s", took))
+    assert.are.equal("unreachable", c:stats().rate_store)
+    assert.are.equal(1, c:stats().rate_store_fallbacks)
+    c:close()
+    silent:close()
+  end)
+
   it("creates the file 0600, holding no secret, and says ok in stats", function()
     local c = assert(helpers.client_for(emu, {rate_store = shm_url("fresh")}))
     local p = io.popen("stat -c %a " .. helpers.shell_quote(tmpdir .. "/fresh"))
@@ -284,7 +300,9 @@ describe("one budget across hosts (redis://)", function()
   after_each(function() r:stop() end)
 
   it("3 processes, 150 calls each: no 416, <= 100 a second, near the floor", function()
-    local ps, start_at = fleet(emu, 3, r.url .. "/2", 150)
+    -- a generous timeout: this proves the sharing, so no draw may fall back because a
+    -- loaded machine kept Redis or a worker off the CPU for 50 ms
+    local ps, start_at = fleet(emu, 3, r.url .. "/2", 150, {store_timeout = 0.5})
     local rs = results(ps)
     local last = 0
     for _, x in ipairs(rs) do

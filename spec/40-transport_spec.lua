@@ -7,6 +7,7 @@ local commsease = require "commsease"
 local helpers = require "helpers"
 
 local hostile = require("hostile").start
+local certificate = require("hostile").certificate
 
 local function params(id)
   return {roomid = 765788, fromAccid = "npc", toAccids = {"p1"},
@@ -156,5 +157,42 @@ describe("transport: sent", function()
       assert.is_nil(tostring(v):find("hunter2", 1, true), "the password in err." .. k)
     end
     assert.is_nil(tostring(err):find("hunter2", 1, true))
+  end)
+
+  describe("over TLS (openssl s_server)", function()
+    local cert, key, remove
+    setup(function() cert, key, remove = certificate() end)
+    teardown(function() remove() end)
+
+    it("is true when the server got the request over TLS and went away unanswered", function()
+      local h = hostile("tls_kill", cert, key)
+      local c = commsease.new{appkey = "k", secret = "s", retries = 0, ca_file = cert,
+                              endpoint = "https://127.0.0.1:" .. h.port .. "/nimserver"}
+      finally(function() c:close(); h.stop() end)
+      local _, err = c:send(params())
+      assert.equal("transport", err.kind)
+      assert.is_true(err.sent, tostring(err))
+      assert.is_true(err.retryable)
+      assert.equal(1, h.stop()) -- s_server received the request line
+    end)
+
+    it("is false when the server's certificate is not trusted (code 60), and the call fails over",
+       function()
+      local h = hostile("tls_plain", cert, key) -- serves two connections
+      local base = "https://127.0.0.1:" .. h.port .. "/nimserver"
+      local one = commsease.new{appkey = "k", secret = "s", retries = 0, endpoint = base}
+      local two = helpers.client_for(emu, {retries = 1, endpoints = {base, emu.base}})
+      finally(function() one:close(); two:close(); h.stop() end)
+      local _, err = one:send(params())
+      assert.equal("transport", err.kind)
+      assert.equal(60, err.code) -- CURLE_PEER_FAILED_VERIFICATION
+      assert.is_false(err.sent, tostring(err))
+      assert.is_true(err.retryable)
+      local before = emu:stats().requests
+      local res = assert(two:send(params("tls-fo")))
+      assert.is_table(res.success["tls-fo"])
+      assert.equal(1, emu:stats().requests - before)
+      assert.equal(0, h.stop())
+    end)
   end)
 end)

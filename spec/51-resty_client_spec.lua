@@ -275,6 +275,43 @@ describe("commsease.resty", function()
     assert.is_true(out.took >= 0.75 and out.took < 2.0, "took " .. out.took)
   end)
 
+  it("stops at the deadline without waiting for the jobs still out", function()
+    emu:faults{{action = "delay", ms = 2000, when = "before", count = 4}}
+    local t0 = helpers.now()
+    local out = run([[
+      ngx.update_time()
+      local t0 = ngx.now()
+      local to = {}
+      for i = 1, 400 do to[i] = "dl" .. i end
+      local report = new({timeout = 5}):fanout({roomid = 7, fromAccid = "s", toAccids = to,
+                                                msgList = {commsease.text("x", {msgId = "dl"})}},
+                                               {deadline = 0.5, concurrency = 4})
+      ngx.update_time()
+      return {took = ngx.now() - t0, failed = report.failed, reason = report.failures[1].reason,
+              sent = report.results[1].err.sent}
+    ]])
+    assert.equal(4, out.failed)
+    assert.equal("deadline", out.reason)
+    assert.is_true(out.sent)   -- it was out when the deadline came
+    assert.is_true(out.took < 1.2, "the fan-out returned after " .. out.took .. " s")
+    -- and nothing of it is left running: the request itself is over as soon
+    local whole = helpers.now() - t0
+    assert.is_true(whole < 1.5, "the request ended after " .. whole .. " s")
+  end)
+
+  it("keeps an on_progress that yields (ngx.sleep) as progress_error and goes on", function()
+    local out = run([[
+      local to = {}
+      for i = 1, 300 do to[i] = "py" .. i end
+      local report = new():fanout({roomid = 7, fromAccid = "s", toAccids = to,
+                                   msgList = {commsease.text("x", {msgId = "py"})}},
+                                  {on_progress = function() ngx.sleep(0.01) end})
+      return {ok = report.ok, perr = tostring(report.progress_error)}
+    ]])
+    assert.equal(3, out.ok)
+    assert.matches("yield", out.perr)
+  end)
+
   it("delivers every message exactly once to 1,000 recipients from ngx.timer.at, through the fault plan", function()
     emu:faults{
       {action = "close", after_deliver = true, count = 2},
@@ -372,6 +409,15 @@ describe("commsease.resty", function()
     ]])
     assert.same({calls = 2, ok = 1, sent = true}, out)
     assert.equal(1, #emu:inbox("t1"))
+    -- a transport that answers without ever yielding (here: always offline)
+    out = run([[
+      local c = new({transport = function() return nil, {sent = false, message = "offline"} end})
+      local report = c:fanout({roomid = 3, fromAccid = "s", toAccids = {"t4"},
+                               msgList = {commsease.text("x", {msgId = "off"})}}, {retries = 2, backoff = 0.01})
+      local f = report.failures[1]
+      return {failed = report.failed, kind = f.kind, reason = f.reason, sent = report.results[1].err.sent}
+    ]])
+    assert.same({failed = 1, kind = "transport", reason = "offline", sent = false}, out)
   end)
 end)
 

@@ -58,6 +58,11 @@ describe("examples/openresty", function()
     assert.equal("toAccids[1]", out.field)
     assert.is_false(out.sent)
     assert.equal(requests, emu:stats().requests)
+    -- not JSON at all
+    local rst, rbody = helpers.http("POST", ng.root .. "/notify", {["Content-Type"] = "application/json"},
+                                    "roomid=1", 10)
+    assert.equal(400, rst)
+    assert.equal("invalid", cjson.decode(rbody).kind)
     -- the service failing: 502 with what the error says
     emu:faults{{action = "code", code = 13004, desc = "sender muted"}}
     st, out = post("/notify", {roomid = 8, fromAccid = "sys", toAccids = {"ann"},

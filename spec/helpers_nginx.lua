@@ -165,10 +165,12 @@ function nginx.start(o)
     if up == "up" then
       -- every worker has run init: the master's children exist
       helpers.wait_until(function()
+        -- read from /proc, not pgrep: under make test-asan the specs' LD_PRELOAD
+        -- of libasan reaches every child, and pgrep deadlocks under it
         local n = 0
-        local ps = io.popen("pgrep -P " .. pid)
-        for _ in ps:lines() do n = n + 1 end
-        ps:close()
+        for _ in (readfile("/proc/" .. pid .. "/task/" .. pid .. "/children") or ""):gmatch("%d+") do
+          n = n + 1
+        end
         return n >= (o.workers or 1)
       end, 5)
       return ng

@@ -1,10 +1,12 @@
 --[[ spec/hostile.lua -- starts spec/hostile_server.lua (a misbehaving raw-socket server)
 as its own process, for the transport and answer specs.
 
-hostile.start(mode) -> h: h.port, h.base ("http://127.0.0.1:PORT/nimserver"),
+hostile.start(mode, ...) -> h (the extra arguments go to the server): h.port,
+    h.base ("http://127.0.0.1:PORT/nimserver"),
     h.stop() -> how many whole requests the server read (SIGTERM; idempotent)
 hostile.lua -> the interpreter that runs it: $COMMSEASE_SPEC_LUA, else the one running
     the specs (arg[-1]: "lua5.4" even under valgrind), else lua5.4
+hostile.certificate() -> cert, key, remove: a self-signed certificate for 127.0.0.1
 ]]
 local helpers = require "helpers"
 
@@ -20,9 +22,11 @@ local function interpreter()
 end
 hostile.lua = interpreter()
 
-function hostile.start(mode)
+function hostile.start(mode, ...)
+  local extra = {}
+  for i, a in ipairs{...} do extra[i] = helpers.shell_quote(a) end
   local cmd = "exec sh -c 'echo $$; exec \"$0\" \"$@\"' " .. helpers.shell_quote(hostile.lua) ..
-              " spec/hostile_server.lua " .. mode
+              " spec/hostile_server.lua " .. mode .. " " .. table.concat(extra, " ")
   local p = assert(io.popen(cmd, "r"))
   local pid = tonumber(p:read("*l"))
   local line = p:read("*l") or ""
@@ -38,6 +42,20 @@ function hostile.start(mode)
     return h.got
   end
   return h
+end
+
+-- a self-signed certificate for 127.0.0.1 (openssl req): cert, key paths, and a function
+-- that removes them
+function hostile.certificate()
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir " .. dir))
+  local cert, key = dir .. "/cert.pem", dir .. "/key.pem"
+  assert(os.execute("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes " ..
+                    "-keyout " .. key .. " -out " .. cert .. " -subj /CN=127.0.0.1 " ..
+                    "-addext subjectAltName=IP:127.0.0.1 -days 2 >/dev/null 2>&1"),
+         "openssl req failed")
+  return cert, key, function() os.execute("rm -rf " .. dir) end
 end
 
 return hostile

@@ -23,6 +23,11 @@ client's next request goes over a reused connection, and misbehaves on the secon
   blackhole   listen without accepting, the queue full: a connect times out
   tls_close   read the first bytes (a TLS ClientHello) and close: the handshake fails
   proxy_refuse  act as an HTTP proxy that answers a CONNECT with 403
+  tls_kill CERT KEY  run `openssl s_server` with that certificate on the port; once it has
+              received the request (TLS done), kill it (SIGTERM): the connection ends with
+              no TLS close_notify, an SSL error after the handshake
+  tls_plain CERT KEY  the same s_server for two connections, left alone; for clients that
+              refuse its certificate
 ]]
 local socket = require "socket"
 
@@ -109,8 +114,49 @@ local function accept()
   return server:accept()
 end
 
+-- is something listening on the port? (/proc/net/tcp: local address, state 0A = LISTEN)
+local function listening(p)
+  local f = io.open("/proc/net/tcp")
+  if not f then return true end
+  local want = string.format(":%04X ", p)
+  for l in f:lines() do
+    local loc, st = l:match("^%s*%d+: (%x+:%x+ )%x+:%x+ (%x%x)")
+    if loc and loc:sub(-6) == want and st == "0A" then
+      f:close()
+      return true
+    end
+  end
+  f:close()
+  return false
+end
+
+-- openssl s_server on the port (the listener closed first), its input a FIFO kept open
+-- here so that it never reaches EOF, under `timeout` so that it never outlives 20 s;
+-- returns the pid of `timeout` (SIGTERM is passed on: s_server dies without a TLS
+-- close_notify) and s_server's output (what it received)
+local function s_server(cert, key, naccept)
+  local fifo = os.tmpname()
+  os.remove(fifo)
+  assert(os.execute("mkfifo " .. fifo))
+  server:close()
+  local out = assert(io.popen("exec sh -c 'echo $$; exec timeout -s KILL 20 openssl s_server " ..
+                              "-quiet -naccept " .. naccept .. " -accept 127.0.0.1:" .. port .. " -cert " .. cert ..
+                              " -key " .. key .. " < " .. fifo .. " 2>/dev/null'"))
+  local input = assert(io.open(fifo, "w")) -- unblocks s_server's open of its input
+  os.remove(fifo)
+  local pid = assert(tonumber(out:read("*l")))
+  for _ = 1, 250 do -- until it listens
+    if listening(port) then break end
+    socket.sleep(0.02)
+  end
+  return pid, out, input
+end
+
 local keep = {}
+local tls_pid, tls_out, tls_in
 if mode == "blackhole" then keep = blackhole() end -- before the client can connect
+if mode == "tls_kill" then tls_pid, tls_out, tls_in = s_server(arg[2], arg[3], 1) end
+if mode == "tls_plain" then tls_pid, tls_out, tls_in = s_server(arg[2], arg[3], 2) end
 io.stdout:write("listening ", port, "\n")
 io.stdout:flush()
 if mode == "ok" then
@@ -130,6 +176,19 @@ elseif mode == "tls_close" then
     c:receive(5) -- the start of a TLS record
     c:close()
   end
+elseif mode == "tls_kill" then
+  local line = tls_out:read("*l") -- the request line, decrypted by s_server
+  if line then
+    io.stdout:write("got\n")
+    io.stdout:flush()
+  end
+  os.execute("kill -TERM " .. tls_pid)
+  tls_out:close()
+  tls_in:close()
+elseif mode == "tls_plain" then
+  tls_out:read("*a") -- until s_server has served its two connections and exited
+  tls_out:close()
+  tls_in:close()
 elseif mode == "proxy_refuse" then
   local c = accept()
   if c then

@@ -214,6 +214,13 @@ static void test_refusals(void) {
   }
   r = open_shm(dir, "app", 100, 10, err, sizeof err);
   CHECK(!r && strstr(err, "not a regular file"), "a directory: %s", err);
+  chmod(f, 0666);
+  r = open_shm(f, "app", 100, 10, err, sizeof err);
+  CHECK(!r && strstr(err, "writable by every user"), "world-writable: %s", err);
+  chmod(f, 0660);
+  r = open_shm(f, "app", 100, 10, err, sizeof err);
+  CHECK(r != NULL, "group-writable is fine: %s", r ? "" : err);
+  cms_store_free(r);
   path_in(g, sizeof g, "fifo");
   if (mkfifo(g, 0600) == 0) {
     r = open_shm(g, "app", 100, 10, err, sizeof err);
@@ -326,12 +333,14 @@ static void test_processes_and_kill(void) {
   if (log == MAP_FAILED) return;
   memset(log, 0, sizeof *log);
   start = cms_now_ms();
+  fflush(stdout);  /* no child writes a copy of what is buffered */
   for (i = 0; i < PROCS; i++) {
     pids[i] = fork();
     if (pids[i] == 0) child(f, log, i);
   }
   /* a fifth process is killed mid-draw, over and over, at random instants */
   for (i = 0; i < 20; i++) {
+    fflush(stdout);
     victim = fork();
     if (victim == 0) {
       char err[256];
@@ -404,17 +413,22 @@ static int free_port(void) {
   return port;
 }
 
-static pid_t start_redis(int port) {
+static pid_t start_redis_pass(int port, const char *pass) {
   char p[16];
   pid_t pid;
   int i;
   snprintf(p, sizeof p, "%d", port);
+  fflush(stdout);
   pid = fork();
   if (pid == 0) {
     int devnull = open("/dev/null", O_WRONLY);
     if (devnull >= 0) dup2(devnull, 1);
-    execlp("redis-server", "redis-server", "--port", p, "--bind", "127.0.0.1", "--save", "",
-           "--appendonly", "no", "--dir", dir, (char *)NULL);
+    if (pass)
+      execlp("redis-server", "redis-server", "--port", p, "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", dir, "--requirepass", pass, (char *)NULL);
+    else
+      execlp("redis-server", "redis-server", "--port", p, "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", dir, (char *)NULL);
     _exit(127);
   }
   for (i = 0; i < 200; i++) {  /* up to 2 s for it to listen */
@@ -434,6 +448,8 @@ static pid_t start_redis(int port) {
   waitpid(pid, NULL, 0);
   return -1;
 }
+
+static pid_t start_redis(int port) { return start_redis_pass(port, NULL); }
 
 static void stop_redis(pid_t pid) {
   kill(pid, SIGKILL);
@@ -540,6 +556,38 @@ out:
   if (pid > 0) stop_redis(pid);
 }
 
+/* a server with a password: the right one is used, a wrong one is "unreachable" */
+static void test_redis_auth(void) {
+  char url[160], err[256];
+  int port = free_port();
+  pid_t pid;
+  cms_rate *r;
+  if (system("command -v redis-server >/dev/null 2>&1") != 0) return;
+  pid = start_redis_pass(port, "s3cret-pass");
+  CHECK(pid > 0, "redis-server with a password on %d", port);
+  if (pid <= 0) return;
+  snprintf(url, sizeof url, "redis://:s3cret-pass@127.0.0.1:%d/1", port);
+  r = open_url(url, "app", 100, 1, err, sizeof err);
+  CHECK(r && !strcmp(r->ops->state(r), "ok") && r->ops->take(r, cms_now_ms()) == 0 &&
+        !strcmp(r->ops->state(r), "ok"), "AUTH with the password: %s", r ? r->ops->state(r) : err);
+  cms_store_free(r);
+  snprintf(url, sizeof url, "redis://default:s3cret-pass@127.0.0.1:%d", port);
+  r = open_url(url, "app", 100, 1, err, sizeof err);
+  CHECK(r && !strcmp(r->ops->state(r), "ok"), "AUTH user password: %s", r ? r->ops->state(r) : err);
+  cms_store_free(r);
+  snprintf(url, sizeof url, "redis://:wrong@127.0.0.1:%d", port);
+  r = open_url(url, "app", 100, 1, err, sizeof err);
+  CHECK(r && !strcmp(r->ops->state(r), "unreachable") && r->ops->take(r, cms_now_ms()) == 0,
+        "a wrong password: unreachable, draws go on");
+  cms_store_free(r);
+  snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
+  r = open_url(url, "app", 100, 1, err, sizeof err);
+  CHECK(r && r->ops->take(r, cms_now_ms()) == 0 && !strcmp(r->ops->state(r), "unreachable"),
+        "no password (NOAUTH): unreachable");
+  cms_store_free(r);
+  stop_redis(pid);
+}
+
 /* bounded: a server that accepts and never answers, and one that is not there */
 static void test_redis_timeouts(void) {
   struct sockaddr_in addr;
@@ -555,12 +603,14 @@ static void test_redis_timeouts(void) {
       getsockname(fd, (struct sockaddr *)&addr, &l))
     return;
   snprintf(url, sizeof url, "redis://127.0.0.1:%d", ntohs(addr.sin_port));
-  t0 = cms_now_ms();
   r = open_url(url, "app", 100, 1, err, sizeof err);
   CHECK(r != NULL, "open: %s", err);
   if (r) {
-    long w = r->ops->take(r, cms_now_ms());
-    long long took = cms_now_ms() - t0;
+    long w;
+    long long took;
+    t0 = cms_now_ms();
+    w = r->ops->take(r, cms_now_ms());
+    took = cms_now_ms() - t0;
     CHECK(w == 0 && r->fallbacks == 1 && !strcmp(r->ops->state(r), "unreachable"),
           "a silent server: local pacing (%ld, %s)", w, r->ops->state(r));
     CHECK(took >= 45 && took < 400, "after the 50 ms command timeout: %lld ms", took);
@@ -593,6 +643,7 @@ int main(void) {
   test_processes_and_kill();
   test_redis_timeouts();
   test_redis();
+  test_redis_auth();
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
   printf("store-test: %d passed, %d failed\n", passed, failed);

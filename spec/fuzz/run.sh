@@ -9,6 +9,8 @@
 #   FUZZ_RUNS=10000000 spec/fuzz/run.sh fuzz_parse # stop after that many executions
 #   FUZZ_TIMEOUT=10                                # seconds one input may take (a hang)
 #
+#   FUZZ_RUNS=10000000 spec/fuzz/run.sh fuzz_json_diff  # a number of executions instead
+#
 # The corpus of each target grows in build-fuzz/corpus/<target>/ (seeded from
 # spec/fuzz/seeds/<target without fuzz_>/); a crash leaves its input in
 # build-fuzz/artifacts/<target>/ and makes the script exit non-zero.
@@ -61,12 +63,13 @@ for src in src/core/*.c src/lua/*.c; do
 done
 build_lua() { # target
   $CLANG $CFLAGS $LUA_CFLAGS -fsanitize=fuzzer $SAN "spec/fuzz/$1.c" $MOD_OBJS \
-    $LUA_LIBS -lcurl -lcrypto -lhiredis -lm -ldl -o "$OUT/$1"
+    $LUA_LIBS -lcjson -lcurl -lcrypto -lhiredis -lm -ldl -o "$OUT/$1"
 }
 build_lua fuzz_parse
 build_lua fuzz_encode
+build_lua fuzz_json_diff # the JSON scanner and reader against lua-cjson and cJSON
 
-TARGETS=${*:-fuzz_core fuzz_emulator_form fuzz_parse fuzz_encode}
+TARGETS=${*:-fuzz_core fuzz_emulator_form fuzz_parse fuzz_encode fuzz_json_diff}
 status=0
 for t in $TARGETS; do
   seeds="spec/fuzz/seeds/${t#fuzz_}"

@@ -39,7 +39,8 @@ static curl_socket_t open_cb(void *ud, curlsocktype purpose, struct curl_sockadd
   curl_socket_t fd;
   (void)ud, (void)purpose;
   cms_http_fork_check(); /* before this socket joins a set that may still be the parent's */
-  fd = socket(a->family, a->socktype, a->protocol);
+  /* close-on-exec: a program this process starts must not hold the connection open */
+  fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
   if (fd != CURL_SOCKET_BAD) sock_mark(fd, 1);
   return fd;
 }

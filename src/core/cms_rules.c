@@ -149,26 +149,48 @@ long cms_utf16_len(const char *str, size_t n) {
   const unsigned char *s = (const unsigned char *)str;
   size_t i = 0;
   long units = 0;
+#define CONT(b) (((b) & 0xC0) == 0x80)
   while (i < n) {
-    unsigned c = s[i];
-    unsigned cp, need, k;
-    if (c < 0x80) { units++; i++; continue; }
-    if (c >= 0xC2 && c <= 0xDF) { need = 1; cp = c & 0x1F; }
-    else if (c >= 0xE0 && c <= 0xEF) { need = 2; cp = c & 0x0F; }
-    else if (c >= 0xF0 && c <= 0xF4) { need = 3; cp = c & 0x07; }
-    else return -1;
-    if (n - i <= need) return -1;
-    for (k = 1; k <= need; k++) {
-      unsigned cc = s[i + k];
-      if ((cc & 0xC0) != 0x80) return -1;
-      cp = (cp << 6) | (cc & 0x3F);
+    unsigned c, b1;
+    while (i + 8 <= n) { /* ASCII eight bytes at a time */
+      unsigned long long x;
+      memcpy(&x, s + i, 8);
+      if (x & 0x8080808080808080ULL) break;
+      units += 8;
+      i += 8;
     }
-    if ((need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) || cp > 0x10FFFF ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
+    if (i >= n) break;
+    c = s[i];
+    if (c < 0x80) {
+      units++;
+      i++;
+      continue;
+    }
+    /* Unicode Table 3-7 by the second byte's range: no overlongs, no
+     * surrogates, nothing beyond U+10FFFF */
+    if (n - i < 2) return -1;
+    b1 = s[i + 1];
+    if (c >= 0xC2 && c <= 0xDF) {
+      if (!CONT(b1)) return -1;
+      units++;
+      i += 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      if (n - i < 3 || !CONT(s[i + 2])) return -1;
+      if (c == 0xE0 ? (b1 < 0xA0 || b1 > 0xBF) : c == 0xED ? (b1 < 0x80 || b1 > 0x9F) : !CONT(b1))
+        return -1;
+      units++;
+      i += 3;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      if (n - i < 4 || !CONT(s[i + 2]) || !CONT(s[i + 3])) return -1;
+      if (c == 0xF0 ? (b1 < 0x90 || b1 > 0xBF) : c == 0xF4 ? (b1 < 0x80 || b1 > 0x8F) : !CONT(b1))
+        return -1;
+      units += 2;
+      i += 4;
+    } else {
       return -1;
-    units += cp >= 0x10000 ? 2 : 1;
-    i += need + 1;
+    }
   }
+#undef CONT
   return units;
 }
 

@@ -133,6 +133,12 @@ static int map_file(shm_store *s, int *fd_out, shm_file **map_out, struct stat *
     close(fd);
     return -1;
   }
+  if (st->st_mode & S_IWOTH) {
+    snprintf(err, errlen, "%s is writable by every user, who could stop every send for an "
+             "hour: chmod o-w it (it is made 0600)", s->path);
+    close(fd);
+    return -1;
+  }
   if (st->st_size != CMS_SHM_SIZE) {
     snprintf(err, errlen, "%s is %lld bytes, not a commsease rate store of %d bytes "
              "(truncated, or another file)", s->path, (long long)st->st_size, CMS_SHM_SIZE);

@@ -122,6 +122,7 @@ typedef struct lcms_run {
   cms_sched *s;
   lcms_rid *rids;     /* 1..n, the RequestId of each call ("" until its first attempt) */
   int fanout;         /* calls of a fan-out: resends marked, bodies encoded again */
+  int outcomes;       /* opts.results = "outcomes": res.success[msgId] = time only */
   /* stack indexes while the run is worked on */
   int list, results, ids, perr, progress, bodies;
 } lcms_run;
@@ -150,6 +151,7 @@ typedef enum lcms_opt_id {
   LCMS_O_CONNECT_TIMEOUT, LCMS_O_RETRIES, LCMS_O_CA_FILE, LCMS_O_PROXY, LCMS_O_RATE_LIMIT,
   LCMS_O_RATE_LIMIT_PENALTY, LCMS_O_CONCURRENCY, LCMS_O_DEADLINE, LCMS_O_PER_RECEIVER_RATE,
   LCMS_O_BACKOFF, LCMS_O_ON_PROGRESS, LCMS_O_RATE_STORE, LCMS_O_RATE_STORE_TIMEOUT,
+  LCMS_O_RESULTS,
   LCMS_O__COUNT
 } lcms_opt_id;
 typedef enum lcms_opt_type {
@@ -186,6 +188,7 @@ typedef struct lcms_runopts {
   cms_sched_opts sched;
   double deadline_s;   /* 0 = none */
   int progress;        /* stack index of on_progress, 0 = none */
+  int outcomes;        /* opts.results: 0 "full" (the default), 1 "outcomes" */
 } lcms_runopts;
 /* reads the options of send_all/fanout/plan at idx (nil: defaults) */
 void lcms_read_runopts(lua_State *L, int idx, lcms_runopts *o, int fanout, int default_retries,

@@ -9,6 +9,7 @@
  * lua_pcall, never from inside a libcurl callback. */
 #include <string.h>
 #include "lcms.h"
+#include "lcms_answer.h"
 
 typedef struct drv {
   lcms_run r;
@@ -55,7 +56,11 @@ static void finish(drv *d, lcms_slot *s, CURLcode rc) {
   curl_multi_remove_handle(d->pool->multi, s->easy);
   s->call = 0;
   lua_rawgeti(L, r->ids, i);
-  nret = lcms_push_answer(L, out, &s->xfer, top + 1, r->rids[i], ep, &code);
+  if (r->outcomes && out == CMS_HTTP_OK && s->xfer.status == 200) /* no records built */
+    nret = lcms_answer_read(L, s->xfer.answer.data ? s->xfer.answer.data : "", s->xfer.answer.len,
+                            top + 1, r->rids[i], ep, &code, LCMS_ANSWER_OUTCOMES);
+  else
+    nret = lcms_push_answer(L, out, &s->xfer, top + 1, r->rids[i], ep, &code);
   lua_remove(L, top + 1);
   lcms_run_outcome(r, i, nret, lcms_classify(L, nret, out, s->xfer.status, code), cms_now_ms(),
                    &s->form);
@@ -150,6 +155,7 @@ static void setup(lua_State *L, drv *d, lcms_client *c, int list, lcms_runopts *
   d->r.L = L;
   d->r.c = c;
   d->r.fanout = fanout;
+  d->r.outcomes = o->outcomes;
   d->r.list = list;
   d->r.progress = o->progress;
   lua_pushnil(L);

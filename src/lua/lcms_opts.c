@@ -31,6 +31,7 @@ static const lcms_opt_rule rules[] = {
   {LCMS_O_ON_PROGRESS, "on_progress", LCMS_OT_FUNCTION, 0, 0, 0, ALL | FAN},
   {LCMS_O_RATE_STORE, "rate_store", LCMS_OT_STRING, 0, 0, 0, NEW},
   {LCMS_O_RATE_STORE_TIMEOUT, "rate_store_timeout", LCMS_OT_NUMBER, 0.001, 10, 0, NEW},
+  {LCMS_O_RESULTS, "results", LCMS_OT_STRING, 0, 0, 0, ALL | FAN}, /* "full" or "outcomes" */
 };
 _Static_assert(sizeof rules / sizeof rules[0] == LCMS_O__COUNT, "one row per lcms_opt_id");
 
@@ -146,6 +147,12 @@ void lcms_read_runopts(lua_State *L, int opts, lcms_runopts *o, int fanout, int 
   if (v[LCMS_O_DEADLINE].set) o->deadline_s = v[LCMS_O_DEADLINE].num;
   if (v[LCMS_O_PER_RECEIVER_RATE].set) o->sched.receiver_rate = v[LCMS_O_PER_RECEIVER_RATE].num;
   if (v[LCMS_O_BACKOFF].set) o->sched.backoff_ms = (long)(v[LCMS_O_BACKOFF].num * 1000);
+  if (v[LCMS_O_RESULTS].set) {
+    if (strcmp(v[LCMS_O_RESULTS].s, "outcomes") == 0) o->outcomes = 1;
+    else if (strcmp(v[LCMS_O_RESULTS].s, "full") != 0)
+      luaL_error(L, "%s: option 'results' must be \"full\" or \"outcomes\" (argument #%d)", fname,
+                 argn);
+  }
   if (v[LCMS_O_ON_PROGRESS].set) {
     lua_pushliteral(L, "on_progress");
     lua_rawget(L, opts);

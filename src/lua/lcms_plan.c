@@ -14,6 +14,7 @@
  * resends, fails over, paces and reports as fanout does. */
 #include <string.h>
 #include "lcms.h"
+#include "lcms_answer.h"
 
 #define LCMS_PLAN_MT "commsease.plan"
 
@@ -199,7 +200,11 @@ static int done_impl(lua_State *L) {
       nret = lcms_push_error(L, &ei);
     } else {
       lua_rawgeti(L, r->ids, i);
-      nret = lcms_parse_answer(L, status, body, len, lua_gettop(L), r->rids[i], ep, &code);
+      if (r->outcomes && status == 200) /* no records built */
+        nret = lcms_answer_read(L, body, len, lua_gettop(L), r->rids[i], ep, &code,
+                                LCMS_ANSWER_OUTCOMES);
+      else
+        nret = lcms_parse_answer(L, status, body, len, lua_gettop(L), r->rids[i], ep, &code);
       lua_remove(L, -1 - nret);
     }
   }
@@ -293,6 +298,7 @@ int lcms_plan(lua_State *L) {
   p->r.L = L;
   p->r.c = c;
   p->r.fanout = 1;
+  p->r.outcomes = o.outcomes;
   o.sched.n_endpoints = c->n_endpoints;
   o.sched.attempt_ms = c->http.timeout_ms;
   if (o.deadline_s > 0) o.sched.deadline_ms = cms_now_ms() + (long long)(o.deadline_s * 1000);
