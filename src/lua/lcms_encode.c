@@ -6,8 +6,11 @@
  * and toAccids have a fixed shape (objects of strings and integers, a list of
  * strings), so they are written as JSON straight into the form
  * (src/core/cms_form.c); tables that callers hand over for attach, ext and the
- * moderation options are encoded by lua-cjson.  Paths of offending fields
- * ("msgList[2].attach.url") are formatted only when something is wrong. */
+ * moderation options are written by lcms_json_write (lcms_json.c), and JSON
+ * text is checked byte for byte by cms_json_check.  Everything is read raw
+ * (lua_next, lua_rawget): no metamethod of the caller's data runs, so what is
+ * checked is what is sent.  Paths of offending fields ("msgList[2].attach.url")
+ * are formatted only when something is wrong. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
