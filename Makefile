@@ -202,7 +202,7 @@ test: deps
 # what an engineer runs before landing: the C unit tests and the suite on $(LUA)
 test-plain: test-c test-busted
 
-test-c: $(C_TESTS)
+test-c: $(C_TESTS) $(MODULE)
 	$(CORETEST)
 	$(JSONTEST)
 	$(SCHEDTEST)
