@@ -203,7 +203,7 @@ describe("emulator RequestId de-duplication", function()
     for _, v in ipairs({"-1", "x", "86401"}) do
       local p = io.popen(helpers.shell_quote(helpers.emulator_bin()) .. " --request-id-window "
                          .. helpers.shell_quote(v) .. " 2>&1; echo rc=$?")
-      local out = p:read("a")
+      local out = p:read("*a")
       p:close()
       assert.matches("request%-id%-window", out)
       assert.matches("rc=2", out)

@@ -11,6 +11,7 @@
  * RequestId and resendFlag = 1 on every message, and the service, which then
  * de-duplicates by msgId, answers each message's outcome. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "lcms.h"
@@ -490,40 +491,52 @@ static const char *check_path(lua_State *L, int idx) {
   return lua_tostring(L, -1);
 }
 
-/* the form: keys in byte order (the same table gives the same body) */
+typedef struct form_key {
+  const char *s;
+  size_t len;
+  int idx; /* in the keys table, which keeps the string alive */
+} form_key;
+
+/* byte order (strcmp's for keys without NUL) */
+static int form_key_cmp(const void *a, const void *b) {
+  const form_key *x = a, *y = b;
+  int r = memcmp(x->s, y->s, x->len < y->len ? x->len : y->len);
+  return r ? r : (x->len > y->len) - (x->len < y->len);
+}
+
+/* the form: keys in byte order (the same table gives the same body), sorted
+ * with qsort so that a form of many fields costs n log n, not n^2 */
 static int encode_form(lua_State *L, lcms_client *c, int form, cms_verr *e) {
-  int top = lua_gettop(L), keys, n = 0, i, j;
+  int top = lua_gettop(L), keys, n = 0, i;
   cms_buf *b = &c->form;
+  form_key *order;
   lua_newtable(L);
   keys = lua_gettop(L);
   lua_pushnil(L);
   while (lua_next(L, form)) {
     lua_pop(L, 1);
     if (lua_type(L, -1) != LUA_TSTRING) {
+      const char *tn = luaL_typename(L, -1);
       lua_settop(L, top);
-      return cms_verr_set(e, "form", "form has a %s key; only named fields are allowed",
-                          luaL_typename(L, -1));
+      return cms_verr_set(e, "form", "form has a %s key; only named fields are allowed", tn);
     }
     lua_pushvalue(L, -1);
     lua_rawseti(L, keys, ++n);
   }
-  for (i = 2; i <= n; i++) /* insertion sort: forms are small */
-    for (j = i; j > 1; j--) {
-      lua_rawgeti(L, keys, j - 1);
-      lua_rawgeti(L, keys, j);
-      if (strcmp(lua_tostring(L, -2), lua_tostring(L, -1)) <= 0) {
-        lua_pop(L, 2);
-        break;
-      }
-      lua_rawseti(L, keys, j - 1);
-      lua_rawseti(L, keys, j);
-    }
+  order = lua_newuserdata(L, sizeof *order * (size_t)(n > 0 ? n : 1)); /* at keys + 1 */
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, keys, i);
+    order[i - 1].s = lua_tolstring(L, -1, &order[i - 1].len);
+    order[i - 1].idx = i;
+    lua_pop(L, 1);
+  }
+  qsort(order, (size_t)n, sizeof *order, form_key_cmp);
   cms_buf_reset(b);
   for (i = 1; i <= n; i++) {
     size_t kl, vl;
     const char *k, *v;
     long long iv;
-    lua_rawgeti(L, keys, i);
+    lua_rawgeti(L, keys, order[i - 1].idx);
     k = lua_tolstring(L, -1, &kl);
     lua_pushvalue(L, -1);
     lua_rawget(L, form);
@@ -569,12 +582,14 @@ static int encode_form(lua_State *L, lcms_client *c, int form, cms_verr *e) {
         cms_form_escape(b, v, vl);
         break;
       }
-      default:
+      default: {
+        const char *tn = luaL_typename(L, -1);
         lua_settop(L, top);
         return cms_verr_set(e, k, "%s is a %s; form values are strings, numbers, booleans or "
-                            "tables (sent as JSON)", k, luaL_typename(L, -1));
+                            "tables (sent as JSON)", k, tn);
+      }
     }
-    lua_settop(L, keys);
+    lua_settop(L, keys + 1);
   }
   lua_settop(L, top);
   if (b->oom) { /* a memory error raises, as Lua's own do */
