@@ -1,20 +1,74 @@
 # commsease -- one Makefile for the module, the emulator, the specs and the demo.
-# Every ?= variable can be overridden by a packager: make LUA_INCDIR=... PREFIX=...
+# Every ?= variable can be overridden by a packager: make LUA_VERSION=5.3 PREFIX=/usr ...
+# Compiler and library flags come from pkg-config; nothing below names a Debian path
+# that a variable cannot replace.
 
-LUA           ?= lua5.4
+# the Lua the module is built for (`make`, `make install`); lua5.1 .. lua5.4 on Debian
 LUA_VERSION   ?= 5.4
-LUA_INCDIR    ?= /usr/include/lua$(LUA_VERSION)
-LUA_CFLAGS    ?= -I$(LUA_INCDIR)
+LUA           ?= lua$(LUA_VERSION)
+# pkg-config name of that Lua's headers (luajit for LuaJIT, with LUA_VERSION=5.1)
+LUA_PC        ?= lua$(LUA_VERSION)
+# LUA_INCDIR set: -I$(LUA_INCDIR) instead of asking pkg-config
+LUA_INCDIR    ?=
+# lua-compat-5.3's compat-5.3.h and .c, needed below Lua 5.3 (Debian: lua-compat53-dev)
+COMPAT53_ROOT ?= /usr/include
+COMPAT53_INCDIR ?= $(COMPAT53_ROOT)/lua$(LUA_VERSION)
+PKG_CONFIG    ?= pkg-config
 PREFIX        ?= /usr/local
 LUA_CMODDIR   ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
 BINDIR        ?= $(PREFIX)/bin
 CC            ?= cc
 CFLAGS        ?= -O2 -g
-WARN          ?= -Wall -Wextra -Werror
+WARN          ?= -Wall -Wextra
+# DEV=1 (CI, make test and every spec run) turns warnings into errors
+DEV           ?=
 BUSTED        ?= $(LUA) /usr/bin/busted
 BUILD         ?= build
 SANITIZE      ?=
 SUDO          ?= $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+pkg = $(shell $(PKG_CONFIG) $1 2>/dev/null)
+LUA_CFLAGS    ?= $(if $(LUA_INCDIR),-I$(LUA_INCDIR),$(call pkg,--cflags $(LUA_PC))) \
+                 $(if $(filter 5.1 5.2,$(LUA_VERSION)),-I$(COMPAT53_INCDIR))
+CURL_CFLAGS   ?= $(call pkg,--cflags libcurl)
+CURL_LIBS     ?= $(call pkg,--libs libcurl)
+CRYPTO_CFLAGS ?= $(call pkg,--cflags libcrypto)
+CRYPTO_LIBS   ?= $(call pkg,--libs libcrypto)
+MHD_CFLAGS    ?= $(call pkg,--cflags libmicrohttpd)
+MHD_LIBS      ?= $(call pkg,--libs libmicrohttpd)
+CJSON_CFLAGS  ?= $(call pkg,--cflags libcjson)
+CJSON_LIBS    ?= $(call pkg,--libs libcjson)
+HIREDIS_CFLAGS ?= $(call pkg,--cflags hiredis)
+HIREDIS_LIBS  ?= $(call pkg,--libs hiredis)
+# for the C tests that embed Lua (spec/c/oom_test.c)
+LUA_LIB       ?= $(call pkg,--libs $(LUA_PC))
+# asked once per make run, not once per object
+LUA_CFLAGS    := $(LUA_CFLAGS)
+CURL_CFLAGS   := $(CURL_CFLAGS)
+CURL_LIBS     := $(CURL_LIBS)
+CRYPTO_CFLAGS := $(CRYPTO_CFLAGS)
+CRYPTO_LIBS   := $(CRYPTO_LIBS)
+MHD_CFLAGS    := $(MHD_CFLAGS)
+MHD_LIBS      := $(MHD_LIBS)
+CJSON_CFLAGS  := $(CJSON_CFLAGS)
+CJSON_LIBS    := $(CJSON_LIBS)
+HIREDIS_CFLAGS := $(HIREDIS_CFLAGS)
+HIREDIS_LIBS  := $(HIREDIS_LIBS)
+LUA_LIB       := $(LUA_LIB)
+
+# The runtimes `make test` runs the whole busted suite on, each from its own build dir
+# (build-5.1, ..., build-jit; the default LUA_VERSION uses $(BUILD)).  jit is whatever
+# $(LUAJIT) is: OpenResty's luajit2 on Debian (make deps installs it), or upstream's.
+# LUAS="5.4 jit" picks a subset.
+LUAS          ?= 5.1 5.2 5.3 5.4 jit
+LUAJIT        ?= luajit
+LUAJIT_PC     ?= luajit
+rt_lua        = $(if $(filter jit,$1),$(LUAJIT),lua$1)
+rt_version    = $(if $(filter jit,$1),5.1,$1)
+rt_pc         = $(if $(filter jit,$1),$(LUAJIT_PC),lua$1)
+rt_build      = $(if $(filter $(LUA_VERSION),$1),$(BUILD),build-$1)
+rt_cflags     = $(call pkg,--cflags $(call rt_pc,$1)) \
+                $(if $(filter 5.1 5.2 jit,$1),-I$(COMPAT53_ROOT)/lua$(call rt_version,$1))
 
 # Debian packages the project needs: make deps installs the missing ones and never
 # removes a package (.ci/deps).  LuaJIT is not listed: .ci/deps adds OpenResty's
@@ -32,9 +86,13 @@ CORE_SRC = $(wildcard src/core/*.c)
 LUA_SRC  = $(wildcard src/lua/*.c)
 EMU_SRC  = $(wildcard src/emulator/*.c)
 
-ALL_CFLAGS = $(CFLAGS) $(WARN) -std=gnu11 -fPIC -fvisibility=hidden -Isrc/core $(SANITIZE)
-MOD_LIBS   = -lcurl -lcrypto -lhiredis
-EMU_LIBS   = -lmicrohttpd -lcjson -lcurl -lcrypto -lhiredis -lpthread
+ALL_CFLAGS = $(CFLAGS) $(WARN) $(if $(filter 1,$(DEV)),-Werror) -std=gnu11 -fPIC \
+             -fvisibility=hidden -Isrc/core $(CURL_CFLAGS) $(CRYPTO_CFLAGS) $(HIREDIS_CFLAGS) \
+             $(SANITIZE)
+EMU_CFLAGS = $(MHD_CFLAGS) $(CJSON_CFLAGS)
+CORE_LIBS  = $(CURL_LIBS) $(CRYPTO_LIBS) $(HIREDIS_LIBS)
+MOD_LIBS   = $(CORE_LIBS)
+EMU_LIBS   = $(MHD_LIBS) $(CJSON_LIBS) $(CORE_LIBS) -lpthread
 
 CORE_OBJ = $(CORE_SRC:%.c=$(BUILD)/%.o)
 LUA_OBJ  = $(LUA_SRC:%.c=$(BUILD)/%.o)
@@ -47,20 +105,41 @@ JSONTEST = $(BUILD)/json-test
 STORETEST = $(BUILD)/store-test
 SCHEDTEST = $(BUILD)/sched-test
 OOMTEST  = $(BUILD)/oom-test
-LUA_LIB  ?= -llua$(LUA_VERSION)
 SPECFORK = $(BUILD)/spec_fork.so
 
-.PHONY: all deps deps-check test test-plain test-asan test-compat demo bench fuzz lint install clean \
-        memcheck valgrind \
-        rockspec-check jit
+# what the busted specs need besides the module and the emulator in $(BUILD); built
+# for every runtime (Lua C modules get $(LUA_CFLAGS)); jit: the LuaJIT module that
+# the OpenResty specs load into nginx
+SPEC_NEEDS = $(SPECFORK) jit
+# the C unit tests (spec/c), run by test-c once per build flavour (plain, ASan)
+C_TESTS    = $(CORETEST) $(JSONTEST) $(SCHEDTEST) $(OOMTEST) $(STORETEST)
+# what `make test` runs, in order (each step runs even when an earlier one failed)
+TEST_STEPS = deps-check lint test-c test-luas test-asan rockspec-check
+
+.PHONY: all deps deps-check test test-plain test-c test-busted test-luas test-asan \
+        demo bench fuzz lint install clean rockspec-check memcheck valgrind jit FORCE
 
 all: $(MODULE) $(EMULATOR)
 
-$(BUILD)/src/lua/%.o: src/lua/%.c
+FORCE:
+
+# every object depends on the flags it was built with: a build dir built without
+# DEV=1 (or for another Lua) is rebuilt, not reused
+FLAGS_STAMP = $(BUILD)/flags.txt
+$(FLAGS_STAMP): FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(CC) $(ALL_CFLAGS) $(LUA_CFLAGS) $(EMU_CFLAGS)' | cmp -s - $@ || \
+	  echo '$(CC) $(ALL_CFLAGS) $(LUA_CFLAGS) $(EMU_CFLAGS)' > $@
+
+$(BUILD)/src/lua/%.o: src/lua/%.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LUA_CFLAGS) -MMD -c $< -o $@
 
-$(BUILD)/%.o: %.c
+$(BUILD)/src/emulator/%.o: src/emulator/%.c $(FLAGS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(EMU_CFLAGS) -MMD -c $< -o $@
+
+$(BUILD)/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -c $< -o $@
 
@@ -72,20 +151,20 @@ $(EMULATOR): $(CORE_OBJ) $(EMU_OBJ)
 
 # unit tests of src/core, no Lua involved
 $(CORETEST): spec/c/core_test.c $(CORE_OBJ)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcjson -lcurl -lcrypto -lhiredis
+	$(CC) $(ALL_CFLAGS) $(CJSON_CFLAGS) -o $@ $^ $(CJSON_LIBS) $(CORE_LIBS)
 
 # the shared rate stores (shm: across processes with kill -9, redis:// against
 # a redis-server it starts on a free port)
 $(STORETEST): spec/c/store_test.c $(CORE_OBJ)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcurl -lcrypto -lhiredis
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(CORE_LIBS)
 
 # the JSON scanner against known texts and cJSON
 $(JSONTEST): spec/c/json_test.c $(CORE_OBJ)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcjson -lcurl -lcrypto -lhiredis
+	$(CC) $(ALL_CFLAGS) $(CJSON_CFLAGS) -o $@ $^ $(CJSON_LIBS) $(CORE_LIBS)
 
 # the fan-out scheduler on a fake clock, no Lua, no server
 $(SCHEDTEST): spec/c/sched_test.c $(CORE_OBJ)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcurl -lcrypto -lhiredis
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(CORE_LIBS)
 
 # the binding under memory failure: Lua embedded with a failing allocator (test-only)
 $(OOMTEST): spec/c/oom_test.c
@@ -106,54 +185,75 @@ deps:
 deps-check:
 	@.ci/deps --check $(DEB_PACKAGES)
 
-# The specs run twice: a plain build, then the module and the emulator built with
-# AddressSanitizer and UndefinedBehaviorSanitizer.
+# Everything CI runs (.ci/run): the package check, luacheck, the C unit tests, the whole
+# busted suite on every runtime in LUAS, the suite again on 5.4 under ASan/UBSan, and
+# the rockspec; -Werror throughout.  Ends with one line per busted run and the time.
+TEST_DEV ?= 1
 test: deps
-	$(MAKE) deps-check
-	$(MAKE) lint
-	$(MAKE) test-plain
-	$(MAKE) test-asan
-	$(MAKE) test-compat
-	$(MAKE) rockspec-check
+	@start=$$(date +%s); failed=""; \
+	TEST_SUMMARY=$$(mktemp); export TEST_SUMMARY; \
+	for step in $(TEST_STEPS); do \
+	  $(MAKE) --no-print-directory $$step DEV=$(TEST_DEV) || failed="$$failed $$step"; \
+	done; \
+	echo "== make test: the busted runs"; cat "$$TEST_SUMMARY"; rm -f "$$TEST_SUMMARY"; \
+	echo "== make test: $$(( $$(date +%s) - start )) s$${failed:+, FAILED:$$failed}"; \
+	[ -z "$$failed" ]
 
-# the same sources built for Lua 5.1 and for LuaJIT (OpenResty) through
-# lcms_compat.h (lua-compat-5.3), smoke-tested against the emulator
-test-compat: $(EMULATOR)
-	$(MAKE) build-51/commsease.so BUILD=build-51 LUA_CFLAGS="-I/usr/include/lua5.1"
-	lua5.1 spec/compat/smoke.lua build-51 $(EMULATOR)
-	$(MAKE) build-jit/commsease.so BUILD=build-jit \
-	  LUA_CFLAGS="-I/usr/include/luajit-2.1 -I/usr/include/lua5.1"
-	luajit spec/compat/smoke.lua build-jit $(EMULATOR)
+# what an engineer runs before landing: the C unit tests and the suite on $(LUA)
+test-plain: test-c test-busted
 
-# the module for LuaJIT, which the OpenResty specs load into nginx (spec/helpers_nginx.lua)
-JIT_BUILD ?= build-jit
-jit:
-	$(MAKE) $(JIT_BUILD)/commsease.so BUILD=$(JIT_BUILD) \
-	  LUA_CFLAGS="-I/usr/include/luajit-2.1 -I/usr/include/lua5.1"
-
-rockspec-check:
-	LUA=$(LUA) LUA_VERSION=$(LUA_VERSION) rockspec/check.sh
-
-test-plain: all $(CORETEST) $(JSONTEST) $(SCHEDTEST) $(OOMTEST) $(STORETEST) $(SPECFORK) jit
+test-c: $(C_TESTS) $(MODULE)
 	$(CORETEST)
 	$(JSONTEST)
 	$(SCHEDTEST)
 	$(OOMTEST) $(BUILD)
 	$(STORETEST)
-	COMMSEASE_BUILD=$(BUILD) COMMSEASE_JIT_BUILD=$(JIT_BUILD) spec/run-busted.sh $(BUSTED)
 
+# the busted suite on $(LUA) against $(BUILD)
+export LUA_NAME = local j = rawget(_G, "jit"); print(j and j.version .. \
+  (pcall(require, "table.isempty") and ", OpenResty's luajit2" or ", upstream") or _VERSION)
+test-busted: all $(SPEC_NEEDS)
+	@echo "== busted on $(LUA) ($$($(LUA) -e "$$LUA_NAME")), build dir $(BUILD)"
+	COMMSEASE_BUILD=$(BUILD) COMMSEASE_JIT_BUILD=$(JIT_BUILD) BUSTED_LABEL="$(LUA) $(BUILD)" \
+	  spec/run-busted.sh $(BUSTED)
+
+# the same sources built for each runtime through src/lua/lcms_compat.h and the whole
+# suite run on it; every runtime runs, and the target fails if any failed
+test-luas:
+	@failed=""; for v in $(LUAS); do \
+	  $(MAKE) --no-print-directory test-lua-$$v || failed="$$failed $$v"; \
+	done; [ -z "$$failed" ] || { echo "test-luas: FAILED on:$$failed"; exit 1; }
+
+RT_VARS = LUA_VERSION=$(call rt_version,$1) LUA=$(call rt_lua,$1) LUA_PC=$(call rt_pc,$1) \
+	  BUILD=$(call rt_build,$1) BUSTED="$(call rt_lua,$1) /usr/bin/busted" \
+	  LUA_CFLAGS="$(call rt_cflags,$1)" LUA_LIB="$(call pkg,--libs $(call rt_pc,$1))"
+test-lua-%:
+	@$(MAKE) --no-print-directory test-busted $(call RT_VARS,$*)
+
+# the module for LuaJIT, which the OpenResty specs load into nginx (spec/helpers_nginx.lua);
+# the same build dir and flags as test-lua-jit
+JIT_BUILD ?= $(call rt_build,jit)
+jit:
+	@$(MAKE) --no-print-directory $(JIT_BUILD)/commsease.so $(call RT_VARS,jit) BUILD=$(JIT_BUILD)
+
+rockspec-check:
+	LUA=$(LUA) LUA_VERSION=$(LUA_VERSION) rockspec/check.sh
+
+# the module, the emulator and the C tests built with AddressSanitizer and
+# UndefinedBehaviorSanitizer, and the whole suite on $(LUA) (5.4) against them
 ASAN_LIB = $(shell $(CC) -print-file-name=libasan.so)
-test-asan: jit
-	$(MAKE) all build-asan/core-test build-asan/json-test build-asan/sched-test \
-	  build-asan/oom-test build-asan/store-test build-asan/spec_fork.so BUILD=build-asan \
-	  CFLAGS="-O1 -g -fno-omit-frame-pointer" \
+ASAN_BUILD = $(MAKE) --no-print-directory BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer" \
 	  SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
+test-asan: jit
+	$(ASAN_BUILD) all build-asan/core-test build-asan/json-test build-asan/sched-test \
+	  build-asan/oom-test build-asan/store-test build-asan/spec_fork.so
 	ASAN_OPTIONS=detect_leaks=1 build-asan/core-test
 	ASAN_OPTIONS=detect_leaks=1 build-asan/json-test
 	ASAN_OPTIONS=detect_leaks=1 build-asan/sched-test
 	ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=spec/c/oom_lsan.supp build-asan/oom-test build-asan
 	ASAN_OPTIONS=detect_leaks=1 build-asan/store-test
 	COMMSEASE_BUILD=build-asan COMMSEASE_JIT_BUILD=$(JIT_BUILD) LD_PRELOAD=$(ASAN_LIB) \
+	  BUSTED_LABEL="$(LUA) build-asan (ASan/UBSan)" \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  spec/run-busted.sh $(BUSTED)
 
@@ -188,4 +288,4 @@ fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) spec/fuzz/run.sh
 
 clean:
-	rm -rf build build-asan build-fuzz build-51 build-jit
+	rm -rf build build-*

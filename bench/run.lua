@@ -341,7 +341,11 @@ local ok_main, err_main = pcall(function()
     {id = "prepare", label = "module prepare() (no I/O)", base = "pure_prepare",
      cmd = L .. " --mode prepare --n " .. N_PREP, ir = true},
     {id = "pure_prepare", label = "pure Lua prepare equivalent (no I/O)",
-     cmd = P .. " --mode prepare --n " .. N, ir = true},
+     cmd = P .. " --mode prepare --n " .. N, ir = true, ir_n = math.max(50, IR_N // 5)},
+    {id = "send_hook", label = "client:send + on_attempt + a scrape every 1000",
+     base = "send", cmd = L .. " --mode send_hook --n " .. N},
+    {id = "verify_webhook", label = "commsease.verify_webhook (no I/O)",
+     cmd = L .. " --mode verify_webhook --n " .. N_PREP},
     {id = "nginx_prepare", label = "module prepare() inside nginx (LuaJIT)",
      base = "nginx_pure_prepare", skip = no_nginx,
      cmd = NG and (NG .. "module&n=" .. N_PREP .. "'"), ir = true, nginx_mode = "module"},
@@ -419,13 +423,30 @@ local ok_main, err_main = pcall(function()
     return callgrind_total(f)
   end
   if have_valgrind then
-    local n1, n2 = IR_N // 5, IR_N
     for _, c in ipairs(rows) do
+      local n2 = c.ir_n or IR_N -- `ir_n`: fewer for a case that costs millions a call
+      local n1 = n2 // 5
       if c.ir and not c.skip and not c.error then
         local a, b
         if c.nginx_mode then a, b = count_nginx(c, n1), count_nginx(c, n2)
         else a, b = count(c.cmd, n1), count(c.cmd, n2) end
         if a and b and b > a then c.ir_per = (b - a) / (n2 - n1) end
+      end
+    end
+    -- the instructions a send spends counting its stats (always on): callgrind
+    -- collecting only inside lcms_note_attempt and lcms_note_call
+    for _, c in ipairs(rows) do
+      if c.case == "send" and not c.skip and not c.error then
+        local function counted(n)
+          local f = os.tmpname()
+          sh("timeout 900 valgrind --tool=callgrind --toggle-collect=lcms_note_attempt "
+            .. "--toggle-collect=lcms_note_call --callgrind-out-file=" .. f .. " "
+            .. c.cmd:gsub("%-%-n %d+", "--n " .. n) .. " 2>/dev/null")
+          return callgrind_total(f)
+        end
+        local n1, n2 = IR_N // 5, IR_N
+        local a, b = counted(n1), counted(n2)
+        if a and b and b >= a then c.ir_stats = (b - a) / (n2 - n1) end
       end
     end
     print(string.format("  instruction counts done (%.0f s)", socket.gettime() - t_start))
@@ -510,6 +531,19 @@ local ok_main, err_main = pcall(function()
     target("[" .. b .. "] prepare() cheaper than pure Lua 5.4 by",
       cpu_ratio(id("pure_prepare"), id("prepare")), 15,
       "%.1f× (target ≥ %.0f×)" .. ir_note(id("prepare"), id("pure_prepare"), true), false)
+    target("[" .. b .. "] on_attempt + a scrape every 1000 vs client:send",
+      cpu_ratio(id("send_hook"), id("send")), 1.02, "%.3f× (target ≤ %.2f×)", true)
+    local sc = by[id("send")]
+    if sc and sc.ir_stats and sc.ir_per then
+      print(string.format("  [%s] counting a send's stats (always on): %.0f instructions of %.0f k "
+        .. "= %.2f %% (callgrind, inside lcms_note_attempt and lcms_note_call)", b, sc.ir_stats,
+        sc.ir_per / 1000, 100 * sc.ir_stats / sc.ir_per))
+    end
+    local vw = by[id("verify_webhook")]
+    if vw and vw.mcpu then
+      print(string.format("  [%s] commsease.verify_webhook: %.2f µs CPU per call (median), %.0f "
+        .. "calls/s", b, vw.mcpu, vw.mrps))
+    end
     target("[" .. b .. "] prepare() in nginx cheaper than OpenResty Lua by",
       cpu_ratio(id("nginx_pure_prepare"), id("nginx_prepare")), 2,
       "%.1f× (target ≥ %.0f×)" .. ir_note(id("nginx_prepare"), id("nginx_pure_prepare"), true),

@@ -3,7 +3,8 @@
 -- a job queue, or a test), and commsease.parse() turns an answer you fetched
 -- yourself into the same res, err that client:send() returns.
 --
---   lua5.4 examples/prepare.lua          (no network, no emulator needed)
+--   lua5.4 examples/prepare.lua          (no network, no emulator needed;
+--                                         lua5.1..5.3 and luajit run it too)
 --
 -- The secret is only ever handed to commsease.new (and to commsease.checksum
 -- below, to show how the CheckSum is made); it is never printed.
@@ -14,7 +15,7 @@ local commsease = require "commsease"
 local cjson = require "cjson"
 
 local secret = os.getenv("COMMSEASE_SECRET") or "demo-secret"
-local client <close> = commsease.new{
+local client = commsease.new{
   appkey = os.getenv("COMMSEASE_APPKEY") or "demo-appkey",
   secret = secret,
   endpoints = { "https://api.netease.im/nimserver", "https://api-sg.netease.im/nimserver" },
@@ -30,6 +31,7 @@ local req, err = client:prepare{
   },
   route = 0,
 }
+client:close() -- prepare needs no connection; the request table stands alone
 if not req then
   io.stderr:write(tostring(err), "\n")
   os.exit(1)

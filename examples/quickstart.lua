@@ -5,6 +5,7 @@
 --   make demo                                  (starts the local emulator for you)
 --   COMMSEASE_APPKEY=... COMMSEASE_SECRET=... \
 --   COMMSEASE_ENDPOINT=https://api.netease.im/nimserver lua5.4 examples/quickstart.lua
+--   (lua5.1..5.3 and luajit run it too)
 --
 -- Environment:
 --   COMMSEASE_APPKEY, COMMSEASE_SECRET   credentials (default: the emulator's
@@ -42,7 +43,7 @@ local to = {}
 for accid in env("COMMSEASE_TO", "bob,carol,dave"):gmatch("[^,%s]+") do to[#to + 1] = accid end
 
 -- raises on a bad option (misuse); runtime failures come back as nil, err
-local client <close> = commsease.new{
+local client = commsease.new{
   appkey = appkey,
   secret = secret,
   endpoint = endpoint,   -- nil: the module's default, https://api.netease.im/nimserver
@@ -71,6 +72,7 @@ local res, err = client:send{
   },
   route = 0,             -- do not sync these to the webhook
 }
+client:close() -- one call here; a long-lived program keeps its client
 
 if not res then
   -- err prints as "commsease: <kind> [code]: message"; its fields say more
@@ -89,7 +91,7 @@ local failed = 0
 for i, id in ipairs(res.msgIds) do
   local ok, why = res.success[id], res.fail[id]
   if ok then
-    local t = ok.time and os.date("!%Y-%m-%d %H:%M:%S", ok.time // 1000) or "?"
+    local t = ok.time and os.date("!%Y-%m-%d %H:%M:%S", math.floor(ok.time / 1000)) or "?"
     print(string.format("  %d. %-24s delivered at %s UTC (time %s)", i, id, t, tostring(ok.time)))
   elseif why then
     failed = failed + 1

@@ -1,6 +1,7 @@
 -- examples/run-demo.lua -- what `make demo` runs:
 --
 --   lua5.4 examples/run-demo.lua build/commsease-emulator
+--   (any of lua5.1 .. lua5.4 and luajit, with COMMSEASE_BUILD its build dir)
 --
 -- With COMMSEASE_APPKEY, COMMSEASE_SECRET and COMMSEASE_ENDPOINT all set it
 -- only runs examples/quickstart.lua against that service.  Otherwise it starts
@@ -16,13 +17,21 @@ package.cpath = (os.getenv("COMMSEASE_BUILD") or (here .. "/../build")) .. "/?.s
 local function q(s) return "'" .. tostring(s):gsub("'", [['\'']]) .. "'" end
 local function say(...) io.stdout:write("== ", ...) io.stdout:write("\n") io.stdout:flush() end
 
+-- os.execute as Lua 5.2+ returns it (ok, "exit"|"signal", n); 5.1 and LuaJIT
+-- return the wait status as one number
+local function execute(cmd)
+  local ok, how, code = os.execute(cmd)
+  if type(ok) ~= "number" then return ok == true, how, code end
+  if ok % 256 == 0 then return ok == 0, "exit", ok / 256 end
+  return false, "signal", ok % 128
+end
+
 -- runs quickstart.lua as a child with extra environment; true when it exited 0
 local function quickstart(envs)
   local cmd = {}
   for k, v in pairs(envs or {}) do cmd[#cmd + 1] = k .. "=" .. q(v) end
   cmd[#cmd + 1] = q(lua) .. " " .. q(here .. "/quickstart.lua")
-  local ok, how, code = os.execute(table.concat(cmd, " "))
-  return ok == true, how, code
+  return execute(table.concat(cmd, " "))
 end
 
 local function set(name) local v = os.getenv(name) return v ~= nil and v ~= "" end
@@ -50,15 +59,15 @@ f:close()
 local APPKEY, SECRET = "demo-appkey", "demo-secret"   -- the emulator's defaults
 local pipe = assert(io.popen("echo $$; exec " .. q(emulator) .. " --port 0 --appkey " .. q(APPKEY) ..
                              " --secret " .. q(SECRET), "r"))
-local pid = tonumber(pipe:read("l") or "")
-local line = pipe:read("l")
+local pid = tonumber(pipe:read("*l") or "")
+local line = pipe:read("*l")
 local endpoint = line and line:match("^listening on (https?://%S+)$")
 
 -- state of a child we have not reaped yet: nil once it is gone or a zombie
 local function alive(p)
   local st = io.open("/proc/" .. p .. "/stat", "r")
-  if not st then return os.execute("kill -0 " .. p .. " 2>/dev/null") == true end
-  local s = st:read("a") or ""
+  if not st then return (execute("kill -0 " .. p .. " 2>/dev/null")) end
+  local s = st:read("*a") or ""
   st:close()
   local state = s:match("^%d+ %b() (%a)")
   return state ~= nil and state ~= "Z" and state ~= "X"
@@ -81,8 +90,8 @@ local function stop_emulator()
       os.execute("kill -KILL " .. pid .. " 2>/dev/null")
     end
   end
-  local _, how, code = pipe:close()
-  say("emulator stopped (", tostring(how), " ", tostring(code), ")")
+  local _, how, code = pipe:close() -- how, code: Lua 5.2+ only
+  say("emulator stopped", how and (" (" .. tostring(how) .. " " .. tostring(code) .. ")") or "")
 end
 
 if not (pid and endpoint) then
@@ -105,11 +114,14 @@ local function show_inbox(accid)
   if okm then for _, t in ipairs(commsease.rules.msgtypes) do names[t.code] = t.name end end
   say("inbox of ", inbox.accid, " as the emulator recorded it: ", #inbox.messages, " message(s)")
   -- this cjson decodes every number as a float: show integers as integers
-  local function int(x) return math.tointeger(x) or x end
+  local function int(x)
+    if type(x) == "number" and x == math.floor(x) then return string.format("%d", x) end
+    return x
+  end
   for i, m in ipairs(inbox.messages) do
     print(string.format("  %d. %s UTC  room %s  from %s  %s (type %s)  msgId %s", i,
-                        os.date("!%H:%M:%S", int(m.time // 1000)), int(m.roomId), m.fromAccount,
-                        names[int(m.type)] or "?", int(m.type), m.msgid_client))
+                        os.date("!%H:%M:%S", math.floor(m.time / 1000)), int(m.roomId), m.fromAccount,
+                        names[m.type] or "?", int(m.type), m.msgid_client))
     print("       attach: " .. m.attach)
     if m.ext and m.ext ~= "" then print("       ext:    " .. m.ext) end
   end

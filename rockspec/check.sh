@@ -1,25 +1,25 @@
 #!/usr/bin/env bash
-# rockspec/check.sh -- proves the rockspec builds and installs a loadable module.
+# rockspec/check.sh -- proves the rockspec builds and installs a loadable module,
+# with the command a user types and no variables (no CURL_INCDIR=...):
 #
-#   1. luarocks lint rockspec/commsease-scm-1.rockspec
-#   2. luarocks make into a throw-away tree, with --deps-mode=none: Debian ships
-#      lua-cjson as a Debian package, not as a rock, so LuaRocks cannot see it
-#      and would otherwise try to fetch it from a rocks server
-#   3. lua5.4 -e 'require "commsease"' with LUA_CPATH pointing at that tree,
-#      and a check that the module really came from the tree
+#   1. luarocks lint rockspec/commsease-scm-1.rockspec, and its source list is
+#      exactly src/core/*.c + src/lua/*.c
+#   2. for Lua 5.4 and 5.1 (OpenResty's LuaJIT loads 5.1 modules):
+#        luarocks --lua-version=V --tree=<tmp> make --deps-mode=none <rockspec>
+#      --tree keeps the system tree clean; --deps-mode=none because Debian ships
+#      lua-cjson as a Debian package, which LuaRocks cannot see (it would fetch a
+#      second copy from a rocks server, and none is reachable here)
+#   3. require "commsease" from that tree on lua5.4, on lua5.1 and on luajit, with a
+#      known-answer CheckSum and a check that the module came from the tree
 #
 # The build runs in a copy of src/ so no objects or commsease.so land in the
-# working tree.  Debian keeps curl/curl.h under the multiarch include
-# directory, which LuaRocks 3.8 does not search, so CURL_INCDIR comes from
-# pkg-config when the header is not in a plain include directory.
-# Environment: LUAROCKS (default luarocks), LUA (default lua5.4),
-# LUA_VERSION (default 5.4), KEEP_TREE=1 keeps the temporary directory.
+# working tree.  Environment: LUAROCKS (default luarocks), ROCKSPEC_LUAS (default
+# "5.4 5.1"), LUAJIT (default luajit), KEEP_TREE=1 keeps the temporary directory.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 LUAROCKS=${LUAROCKS:-luarocks}
-LUA=${LUA:-lua5.4}
-LUA_VERSION=${LUA_VERSION:-5.4}
+LUA=${LUA:-lua5.4} # reads the rockspec
 ROCKSPEC=rockspec/commsease-scm-1.rockspec
 
 fail() { echo "rockspec-check: FAIL: $*" >&2; exit 1; }
@@ -52,46 +52,36 @@ ls src/core/*.c src/lua/*.c | ROCKSPEC="$ROCKSPEC" "$LUA" -e '
   os.exit(#bad == 0 and 0 or 1)
 ' || fail "the rockspec's source list is out of date"
 
-# where the external libraries' headers are, when LuaRocks cannot find them
-vars=()
-if [ -z "${CURL_INCDIR:-}" ] && ! [ -e /usr/include/curl/curl.h ] && ! [ -e /usr/local/include/curl/curl.h ]; then
-  if command -v pkg-config >/dev/null && inc=$(pkg-config --variable=includedir libcurl 2>/dev/null) \
-     && [ -e "$inc/curl/curl.h" ]; then
-    vars+=("CURL_INCDIR=$inc")
-  else
-    multi=$(${CC:-cc} -print-multiarch 2>/dev/null || true)
-    [ -n "$multi" ] && [ -e "/usr/include/$multi/curl/curl.h" ] && vars+=("CURL_INCDIR=/usr/include/$multi")
-  fi
-elif [ -n "${CURL_INCDIR:-}" ]; then
-  vars+=("CURL_INCDIR=$CURL_INCDIR")
-fi
-[ -n "${OPENSSL_INCDIR:-}" ] && vars+=("OPENSSL_INCDIR=$OPENSSL_INCDIR")
-
-mkdir -p "$work/src" "$work/tree"
+mkdir -p "$work/src"
 cp -R src rockspec "$work/src/"
-tree="$work/tree"
 
-echo "rockspec-check: luarocks --lua-version=$LUA_VERSION --tree=<tmp> make --deps-mode=none ${vars[*]:-}"
-(cd "$work/src" && "$LUAROCKS" --lua-version="$LUA_VERSION" --tree="$tree" make --deps-mode=none \
-   "$ROCKSPEC" ${vars[@]+"${vars[@]}"}) || fail "luarocks make"
+# require "commsease" from tree $1 (Lua version $2) with interpreter $3
+load_check() {
+  local tree=$1 v=$2 lua=$3 so="$1/lib/lua/$2/commsease.so"
+  echo "rockspec-check: $lua -e 'require \"commsease\"' from the $v tree"
+  LUA_CPATH="$tree/lib/lua/$v/?.so;;" LUA_PATH="$tree/share/lua/$v/?.lua;;" EXPECT="$so" "$lua" -e '
+    local m = require "commsease"
+    assert(type(m) == "table" and type(m.new) == "function", "commsease did not load as a module table")
+    local where = os.getenv("EXPECT")
+    local found = package.searchpath and package.searchpath("commsease", package.cpath)
+    if found then assert(found == where, "loaded " .. found .. ", not the tree'"'"'s module") end
+    assert(m.checksum("secret", "12345", "1508481877") == "2f45bdd8cc89d97631345e9fcba98184de732ae2",
+           "known-answer CheckSum vector failed")
+    print("rockspec-check: loaded " .. m._VERSION .. " on " .. (rawget(_G, "jit") and jit.version or _VERSION)
+          .. " from " .. where)
+  ' || fail "the installed module does not load on $lua"
+}
 
-so="$tree/lib/lua/$LUA_VERSION/commsease.so"
-[ -f "$so" ] || fail "luarocks make did not install $so"
-
-# the tree first, then the default path (;;) for the system's cjson.so
-echo "rockspec-check: $LUA -e 'require \"commsease\"' from the tree"
-LUA_CPATH="$tree/lib/lua/$LUA_VERSION/?.so;;" LUA_PATH=";;" EXPECT="$so" "$LUA" -e '
-  local m, where = require "commsease"
-  assert(type(m) == "table" and type(m.new) == "function", "commsease did not load as a module table")
-  -- Lua 5.4 returns the file a module came from; older versions do not
-  if _VERSION == "Lua 5.4" then
-    assert(where == os.getenv("EXPECT"), "loaded " .. tostring(where) .. ", not the tree'"'"'s module")
-  else
-    where = os.getenv("EXPECT")
-  end
-  assert(m.checksum("secret", "12345", "1508481877") == "2f45bdd8cc89d97631345e9fcba98184de732ae2",
-         "known-answer CheckSum vector failed")
-  print("rockspec-check: loaded " .. m._VERSION .. " from " .. where)
-' || fail "the installed module does not load"
+for v in ${ROCKSPEC_LUAS:-5.4 5.1}; do
+  tree="$work/tree-$v"
+  echo "rockspec-check: luarocks --lua-version=$v --tree=<tmp> make --deps-mode=none $ROCKSPEC"
+  (cd "$work/src" && "$LUAROCKS" --lua-version="$v" --tree="$tree" make --deps-mode=none "$ROCKSPEC") \
+    || fail "luarocks make for Lua $v"
+  [ -f "$tree/lib/lua/$v/commsease.so" ] || fail "luarocks make did not install $tree/lib/lua/$v/commsease.so"
+  command -v "lua$v" >/dev/null && load_check "$tree" "$v" "lua$v"
+  if [ "$v" = 5.1 ] && command -v "${LUAJIT:-luajit}" >/dev/null; then
+    load_check "$tree" "$v" "${LUAJIT:-luajit}"
+  fi
+done
 
 echo "rockspec-check: OK"

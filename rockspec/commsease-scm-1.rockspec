@@ -25,13 +25,17 @@ error values and no automatic replay of requests that may have been sent.
 }
 
 dependencies = {
-   "lua >= 5.1", -- tested on 5.4; 5.1/5.2/LuaJIT build against lua-compat-5.3
-   "lua-cjson",  -- on Debian the package lua-cjson (install with --deps-mode=none)
+   "lua >= 5.1", -- 5.1, 5.2, 5.3, 5.4, LuaJIT; below 5.3 it needs lua-compat-5.3's
+                 -- compat-5.3.h beside lua.h (Debian: lua-compat53-dev)
+   "lua-cjson",  -- Debian's package lua-cjson is invisible to LuaRocks: with it installed,
+                 -- add --deps-mode=none (LuaRocks would fetch a second copy otherwise)
 }
 
 external_dependencies = {
+   -- libcurl is checked by its library only: Debian (and Ubuntu) keep curl/curl.h in
+   -- the multiarch include directory (/usr/include/x86_64-linux-gnu), where LuaRocks 3.x
+   -- looks for no header, and where the compiler finds it by itself
    CURL = {
-      header = "curl/curl.h",
       library = "curl",
    },
    OPENSSL = {
@@ -59,12 +63,15 @@ build = {
             "src/core/cms_pace.c",
             "src/core/cms_form.c",
             "src/core/cms_sched.c",
-            "src/core/cms_json.c",
-            "src/core/cms_webhook.c",
             "src/core/cms_answer.c",
             "src/core/cms_store.c",
             "src/core/cms_store_redis.c",
             "src/core/cms_store_shm.c",
+            "src/core/cms_json.c",
+            "src/core/cms_stats.c",
+            "src/core/cms_webhook.c",
+            "src/lua/lcms_answer.c",
+            "src/lua/lcms_call.c",
             "src/lua/lcms_chunk.c",
             "src/lua/lcms_client.c",
             "src/lua/lcms_compat.c",
@@ -80,6 +87,7 @@ build = {
             "src/lua/lcms_report.c",
             "src/lua/lcms_request.c",
             "src/lua/lcms_run.c",
+            "src/lua/lcms_stats.c",
             "src/lua/lcms_webhook.c",
          },
          incdirs = { "src/core", "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)", "$(HIREDIS_INCDIR)" },

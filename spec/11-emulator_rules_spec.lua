@@ -104,7 +104,7 @@ local cases = {
   {rule = "attach", what = "4097 characters", form = {msgList = msgs(text_msg({attach = ("a"):rep(4097)}))},
    path = "msgList%[1%]%.attach"},
   {rule = "attach", what = "2049 emoji (4098 UTF-16 units)",
-   form = {msgList = msgs(text_msg({attach = ("\u{1F600}"):rep(2049)}))}, path = "msgList%[1%]%.attach"},
+   form = {msgList = msgs(text_msg({attach = helpers.utf8(0x1F600):rep(2049)}))}, path = "msgList%[1%]%.attach"},
   {rule = "attach", what = "an object instead of a string",
    form = {msgList = msgs(text_msg({attach = {msg = "hi"}}))}, path = "msgList%[1%]%.attach"},
   {rule = "attach", what = "image attach not JSON",
@@ -153,7 +153,7 @@ local cases = {
 -- the rule names of both tables, read from the C source the emulator is built from
 local function rule_names()
   local f = assert(io.open("src/core/cms_rules.c"))
-  local src = f:read("a")
+  local src = f:read("*a")
   f:close()
   local names = {}
   for _, tbl in ipairs({"cms_param_rules", "cms_msg_rules"}) do
@@ -191,7 +191,7 @@ describe("emulator rules", function()
 
   it("accepts a call that uses every optional parameter and every msgType", function()
     local list = {
-      {msgId = "t0", msgType = 0, attach = "text \u{1F600}", ext = "{\"k\":\"v\"}", subType = 3,
+      {msgId = "t0", msgType = 0, attach = "text " .. helpers.utf8(0x1F600), ext = "{\"k\":\"v\"}", subType = 3,
        resendFlag = 0},
       {msgId = "t1", msgType = 1, attach = json.encode(IMAGE)},
       {msgId = "t2", msgType = 2, attach = json.encode({dur = 1000, md5 = "m", url = "u", ext = "aac",
@@ -203,7 +203,7 @@ describe("emulator rules", function()
                                                         size = 3})},
       {msgId = "t10", msgType = 10, attach = "a tip"},
       {msgId = "t100", msgType = 100, attach = "[1,2,3]"},
-      {msgId = "t0b", msgType = 0, attach = ("\u{1F600}"):rep(2048)},
+      {msgId = "t0b", msgType = 0, attach = helpers.utf8(0x1F600):rep(2048)},
       {msgId = "t0c", msgType = 0, attach = ("a"):rep(4096), ext = json.encode(("x"):rep(4094))},
     }
     local form = helpers.good_form({

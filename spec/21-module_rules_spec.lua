@@ -58,8 +58,8 @@ local cases = {
   {"attach holds at most 4096 characters", function(p) p.msgList[1].attach = rep("a", 4097) end,
    "msgList[1].attach", "4096"},
   {"attach length counts UTF-16 units (an emoji is 2)",
-   function(p) p.msgList[1].attach = rep("\u{1F600}", 2049) end, "msgList[1].attach", "4098"},
-  {"attach must be valid UTF-8", function(p) p.msgList[1].attach = "caf\xe9" end,
+   function(p) p.msgList[1].attach = rep(helpers.utf8(0x1F600), 2049) end, "msgList[1].attach", "4098"},
+  {"attach must be valid UTF-8", function(p) p.msgList[1].attach = "caf" .. helpers.bytes(0xe9) end,
    "msgList[1].attach", "UTF-8"},
   {"attach of a text message must be a string", function(p) p.msgList[1].attach = {1} end,
    "msgList[1].attach", "string"},
@@ -124,7 +124,7 @@ local cases = {
    function(p) p.yidunAntiCheating = {k = rep("v", 1100)} end, "yidunAntiCheating", "1024"},
   {"yidunAntiSpamExt holds at most 1024 characters",
    function(p) p.yidunAntiSpamExt = '"' .. rep("v", 1023) .. '"' end, "yidunAntiSpamExt", "1024"},
-  {"bid must be valid UTF-8", function(p) p.bid = "\xff" end, "bid", "UTF-8"},
+  {"bid must be valid UTF-8", function(p) p.bid = helpers.bytes(0xff) end, "bid", "UTF-8"},
   {"antispam is a boolean", function(p) p.antispam = 1 end, "antispam", "boolean"},
   {"antispamCustom needs antispam=true",
    function(p) p.antispamCustom = {type = 1, data = "x"} end, "antispamCustom", "antispam=true"},
@@ -162,7 +162,7 @@ describe("validation before I/O", function()
 
   it("accepts the limits themselves (10 messages, 100 accids, 4096 UTF-16 units, 32-char env)", function()
     local p = base()
-    p.msgList = list(10, function(i) return commsease.text(rep("\u{1F600}", 2048), {msgId = "e" .. i}) end)
+    p.msgList = list(10, function(i) return commsease.text(rep(helpers.utf8(0x1F600), 2048), {msgId = "e" .. i}) end)
     p.toAccids = list(100, function(i) return "member_" .. i end)
     p.fromAccid = rep("a", 32)
     p.env = rep("e", 32)
@@ -237,7 +237,7 @@ describe("commsease.rules", function()
     assert.equal(10, expect["msgList messages"])
     assert.equal(100, expect["toAccids accids"])
     local f = assert(io.open("README.md"))
-    local readme = f:read("a")
+    local readme = f:read("*a")
     f:close()
     for name, limit in pairs(expect) do
       local got = readme:match("\n|%s*" .. name:gsub("%p", "%%%0") .. "%s*|%s*(%d+)%s*|")

@@ -27,9 +27,9 @@ describe("results", function()
       assert.equal(200, res.code)
       for _, id in ipairs(res.msgIds) do
         local m = res.success[id]
-        assert.equal("integer", math.type(m.time))
-        assert.equal("integer", math.type(m.roomId))
-        assert.equal("integer", math.type(m.type))
+        assert.equal("integer", helpers.math_type(m.time))
+        assert.equal("integer", helpers.math_type(m.roomId))
+        assert.equal("integer", helpers.math_type(m.type))
         assert.equal(765788, m.roomId)
         assert.is_true(m.time > 1600000000000)
         assert.equal(id, m.msgid_client)

@@ -221,3 +221,67 @@ describe("commsease.verify_webhook on requests signed by hand", function()
     end
   end)
 end)
+
+describe("examples/openresty POST /webhook", function()
+  local nginx = require "helpers_nginx"
+  local emu, ng, hook_emu
+  local function readfile(p)
+    local f = assert(io.open(p, "rb"))
+    local s = f:read("a")
+    f:close()
+    return s
+  end
+  setup(function()
+    local conf = readfile("examples/openresty/nginx.conf")
+    conf = conf:gsub("/opt/commsease/build%-jit/%?%.so", "$CPATH"):gsub("/opt/commsease", "$ROOT")
+               :gsub("listen 127%.0%.0%.1:8080;", "listen 127.0.0.1:$PORT;")
+    ng = nginx.start{conf = "daemon off;\n" .. conf,
+                     env = {COMMSEASE_APPKEY = "hook-app", COMMSEASE_SECRET = SECRET,
+                            COMMSEASE_ENDPOINT = "http://127.0.0.1:9/nimserver"}}
+    -- the emulator plays the service: it posts its webhook events to nginx
+    emu = helpers.start_emulator({"--secret", SECRET, "--appkey", "hook-app", "--rate-limit", "0",
+                                  "--webhook", ng.root .. "/webhook"})
+    hook_emu = helpers.start_emulator({"--secret", "not-" .. SECRET, "--appkey", "hook-app",
+                                       "--webhook", ng.root .. "/webhook"})
+  end)
+  teardown(function()
+    if emu then emu:stop() end
+    if hook_emu then hook_emu:stop() end
+    if ng then ng:stop() end
+  end)
+
+  it("accepts the service's signed events and keeps them readable", function()
+    local _, j = helpers.signed_post(emu, helpers.good_form({
+      msgList = {{msgId = "ng-hook-1", msgType = 0, attach = "to nginx"}}}))
+    assert.equal(200, j.code)
+    local ev = helpers.wait_until(function()
+      local st, e = ng:get("/webhook/ng-hook-1")
+      return st == 200 and e
+    end, 5)
+    assert.truthy(ev, "the event did not arrive")
+    assert.equal("to nginx", ev.attach)
+    assert.truthy(helpers.wait_until(function() return emu:stats().webhook.sent == 1 end, 5))
+  end)
+
+  it("answers 403 to an event signed with another secret, and keeps nothing", function()
+    local _, j = helpers.signed_post(hook_emu, helpers.good_form({
+      msgList = {{msgId = "ng-forged-1", msgType = 0, attach = "forged"}}}))
+    assert.equal(200, j.code)
+    assert.truthy(helpers.wait_until(function() return hook_emu:stats().webhook.failed == 1 end, 5))
+    assert.equal(404, (ng:get("/webhook/ng-forged-1")))
+  end)
+
+  it("answers 403 naming the check to a changed body or an old CurTime", function()
+    local body = '{"eventType":"4","msgidClient":"ng-old","attach":"x"}'
+    local h = signed(body, math.floor((helpers.now() - 400) * 1000))
+    local st, out = helpers.http("POST", ng.root .. "/webhook", h, body)
+    assert.equal(403, st)
+    assert.matches("CurTime", out)
+    h = signed(body, math.floor(helpers.now() * 1000))
+    st, out = helpers.http("POST", ng.root .. "/webhook", h, body:gsub("x", "y"))
+    assert.equal(403, st)
+    assert.matches("MD5", out)
+    assert.equal(404, (ng:get("/webhook/ng-old")))
+    assert.is_nil(ng:log():find(SECRET, 1, true))
+  end)
+end)

@@ -232,6 +232,10 @@ describe("commsease.resty.http", function()
     -- not a URL
     out = fetch("ftp://127.0.0.1/")
     assert.is_false(out.terr.sent)
+    -- a host name without nginx's resolver directive: nothing could leave
+    out = fetch("http://localhost:" .. emu.port .. "/nimserver/x")
+    assert.is_false(out.terr.sent)
+    assert.matches("resolver", out.terr.message)
   end)
 
   it("never puts back a connection with an unread answer in the pool", function()

@@ -409,6 +409,15 @@ describe("commsease.resty", function()
     ]])
     assert.same({calls = 2, ok = 1, sent = true}, out)
     assert.equal(1, #emu:inbox("t1"))
+    -- a transport that answers without ever yielding (here: always offline)
+    out = run([[
+      local c = new({transport = function() return nil, {sent = false, message = "offline"} end})
+      local report = c:fanout({roomid = 3, fromAccid = "s", toAccids = {"t4"},
+                               msgList = {commsease.text("x", {msgId = "off"})}}, {retries = 2, backoff = 0.01})
+      local f = report.failures[1]
+      return {failed = report.failed, kind = f.kind, reason = f.reason, sent = report.results[1].err.sent}
+    ]])
+    assert.same({failed = 1, kind = "transport", reason = "offline", sent = false}, out)
   end)
 end)
 

@@ -6,8 +6,9 @@ helpers.start_emulator(args)        -> emu; starts the emulator on 127.0.0.1, a 
     emu.port, emu.base ("http://127.0.0.1:PORT/nimserver"), emu.root ("http://127.0.0.1:PORT"),
     emu.url (the API URL), emu.pid, emu.appkey, emu.secret (from args or the defaults),
     emu:stop() -> how, code (SIGTERM, wait up to 5 s, then SIGKILL; idempotent; returns
-                  what io.popen's close said, e.g. "exit", 0; emu.rest is then what it
-                  printed on stdout after the listening line),
+                  how the emulator ended, as 5.4's io.popen close says it: "exit", 0 or
+                  "signal", 9, on every Lua version; emu.rest is then what it printed on
+                  stdout after the listening line),
     emu:get(path) / emu:post(path, tbl_or_string) -> status, decoded JSON (nil if not JSON), raw
     emu:reset(), emu:inbox(accid) -> messages array, emu:stats(), emu:requests(),
     emu:faults(list) -> status, json (POSTs {"faults":list}), emu:config(tbl)
@@ -33,6 +34,23 @@ helpers.wait_until(fn, timeout) -> fn's first truthy value, or nil after timeout
 helpers.now() -> wall-clock seconds with fractions
 helpers.client_for(emu, over) -> a commsease client for this emulator (appkey, secret and
     endpoint filled in; keys in `over` added or replaced; `endpoints` replaces `endpoint`)
+
+Lua 5.1, 5.2, 5.3, 5.4 and LuaJIT run the same specs; what differs between them is here:
+helpers.LUA (e.g. "Lua 5.1", "LuaJIT 2.1.0-beta3"), helpers.lua_bin() -> the interpreter
+    running the specs ("lua5.1", "luajit", ...), for specs that start another Lua
+helpers.run(cmd) -> output, ok, how, code: io.popen(cmd) read to the end; how, code are
+    "exit", N or "signal", N on every version (5.1 and LuaJIT's close says neither)
+helpers.bytes(...) -> string.char(...): bytes by value ("\xe9" is the text "xe9" on 5.1)
+helpers.utf8(cp, ...) -> the UTF-8 text of these code points ("\u{...}" needs 5.3)
+helpers.math_type(x) -> math.type(x) on 5.3/5.4; where numbers are doubles, "integer" for a
+    number with no fraction, "float" for any other number, nil for a non-number
+helpers.load(text, name, env) -> chunk or nil, err (a string chunk on every version)
+helpers.with_close(value, fn) -> fn(value) in a scope that closes value at its end: a real
+    `local v <close>` on 5.4, elsewhere its __close metamethod called as 5.4 would
+    (v, nil after a normal end; v, err and the error raised again after an error)
+helpers.unpack = table.unpack or unpack
+Below 5.3, file:read, file:lines and io.read also take the formats without "*" ("a", "l"),
+as on 5.3+ (the one global change helpers make).
 ]]
 local socket = require("socket")
 local http = require("socket.http")
@@ -47,6 +65,103 @@ helpers.DEFAULT_SECRET = "demo-secret"
 function helpers.build_dir() return os.getenv("COMMSEASE_BUILD") or "build" end
 function helpers.emulator_bin() return helpers.build_dir() .. "/commsease-emulator" end
 function helpers.now() return socket.gettime() end
+
+-- ---- what differs between Lua versions ----
+local unpack = table.unpack or unpack -- luacheck: ignore 113 143
+helpers.unpack = unpack
+helpers.LUA = rawget(_G, "jit") and _G.jit.version or _VERSION
+
+-- Lua 5.1, 5.2 and LuaJIT want read("*a"), read("*l"); 5.3 made the "*" optional and
+-- specs write read("a").  Here, as lua-compat-5.3 does, file:read, file:lines and
+-- io.read take both spellings (the only global change helpers make: specs feature-test
+-- math.type and friends, so nothing else is added)
+if not math.type then -- luacheck: ignore 143
+  local function star(fmt)
+    if type(fmt) == "string" and fmt:sub(1, 1) ~= "*" then return "*" .. fmt end
+    return fmt
+  end
+  local function stars(...)
+    local t = {...}
+    for i = 1, select("#", ...) do t[i] = star(t[i]) end
+    return unpack(t, 1, select("#", ...))
+  end
+  local methods = debug.getmetatable(io.stdout).__index
+  local read, lines, io_read = methods.read, methods.lines, io.read
+  methods.read = function(f, ...) return read(f, stars(...)) end
+  methods.lines = function(f, ...) return lines(f, stars(...)) end
+  io.read = function(...) return io_read(stars(...)) end -- luacheck: ignore 122
+end
+
+function helpers.lua_bin()
+  local i, bin = -1, nil
+  while arg and arg[i] do bin = arg[i]; i = i - 1 end -- the first word of the command line
+  return bin or (rawget(_G, "jit") and "luajit" or "lua" .. _VERSION:match("%d+%.%d+"))
+end
+
+function helpers.bytes(...) return string.char(...) end
+
+function helpers.utf8(...)
+  local out = {}
+  for i, cp in ipairs({...}) do
+    if cp < 0x80 then
+      out[i] = string.char(cp)
+    elseif cp < 0x800 then
+      out[i] = string.char(0xC0 + math.floor(cp / 0x40), 0x80 + cp % 0x40)
+    elseif cp < 0x10000 then
+      out[i] = string.char(0xE0 + math.floor(cp / 0x1000), 0x80 + math.floor(cp / 0x40) % 0x40,
+                           0x80 + cp % 0x40)
+    else
+      out[i] = string.char(0xF0 + math.floor(cp / 0x40000), 0x80 + math.floor(cp / 0x1000) % 0x40,
+                           0x80 + math.floor(cp / 0x40) % 0x40, 0x80 + cp % 0x40)
+    end
+  end
+  return table.concat(out)
+end
+
+function helpers.math_type(x)
+  if math.type then return math.type(x) end -- luacheck: ignore 143
+  if type(x) ~= "number" then return nil end
+  return (x == math.floor(x) and x > -math.huge and x < math.huge) and "integer" or "float"
+end
+
+function helpers.load(text, name, env)
+  if setfenv then -- luacheck: ignore 113 (5.1, LuaJIT)
+    local chunk, err = loadstring(text, name) -- luacheck: ignore 113
+    if chunk and env then setfenv(chunk, env) end -- luacheck: ignore 113
+    return chunk, err
+  end
+  return load(text, name, "t", env)
+end
+
+local with_close54 = _VERSION == "Lua 5.4" and not rawget(_G, "jit") and assert(helpers.load([[
+  local value, fn = ...
+  local v <close> = value
+  return fn(v)
+]], "=with_close"))
+function helpers.with_close(value, fn)
+  if with_close54 then return with_close54(value, fn) end
+  local mt = debug.getmetatable(value) -- the raw one: __metatable may hide it
+  local close = assert(type(mt) == "table" and mt.__close, "the value has no __close metamethod")
+  local res = {pcall(fn, value)}
+  if res[1] then
+    close(value, nil)
+    return unpack(res, 2, select("#", unpack(res)))
+  end
+  close(value, res[2])
+  error(res[2], 0)
+end
+
+function helpers.run(cmd)
+  -- the shell reports the status: io.popen's close does not on 5.1 and LuaJIT
+  local p = assert(io.popen("(" .. cmd .. "\n); printf '\\n__commsease_status %d\\n' $?"))
+  local out = p:read("*a")
+  p:close()
+  local body, status = out:match("^(.*)\n__commsease_status (%d+)\n$")
+  if not body then return out, nil, nil, nil end
+  status = tonumber(status)
+  if status > 128 then return body, false, "signal", status - 128 end
+  return body, status == 0, "exit", status
+end
 
 function helpers.client_for(emu, over)
   local o = {appkey = emu.appkey, secret = emu.secret, endpoint = emu.base}
@@ -65,7 +180,7 @@ local function digest(cmd, s)
   f:write(s)
   f:close()
   local p = assert(io.popen(cmd .. " < " .. shq(tmp)))
-  local out = p:read("a")
+  local out = p:read("*a")
   p:close()
   os.remove(tmp)
   return (out:match("^(%x+)"))
@@ -92,7 +207,7 @@ end
 local function proc_alive(pid)
   local f = io.open("/proc/" .. pid .. "/stat", "r")
   if not f then return false end
-  local st = f:read("a")
+  local st = f:read("*a") or "" -- nil when the process went away between open and read
   f:close()
   local state = st:match("^%d+ %b() (%a)")
   return state ~= nil and state ~= "Z" and state ~= "X"
@@ -105,11 +220,15 @@ function helpers.start_emulator(args)
   args = args or {}
   local quoted = {}
   for i, a in ipairs(args) do quoted[i] = shq(a) end
-  local cmd = "exec sh -c 'echo $$; exec \"$0\" --port 0 \"$@\"' " .. shq(helpers.emulator_bin())
-      .. " " .. table.concat(quoted, " ")
+  -- an inner shell prints its pid and becomes the emulator (so the pid comes first and
+  -- is the emulator's); the outer one then prints how it ended, which io.popen's close
+  -- does not say on 5.1 and LuaJIT
+  local inner = [[echo \$\$; exec \"\$0\" --port 0 \"\$@\"]]
+  local cmd = "exec sh -c 'sh -c \"" .. inner .. "\" \"$0\" \"$@\"; echo \"__commsease_status $?\"' "
+      .. shq(helpers.emulator_bin()) .. " " .. table.concat(quoted, " ")
   local p = assert(io.popen(cmd, "r"))
-  local pid = tonumber(p:read("l"))
-  local line = p:read("l")
+  local pid = tonumber(p:read("*l"))
+  local line = p:read("*l")
   if not pid or not line then
     p:close()
     error("emulator did not start: " .. cmd)
@@ -133,13 +252,21 @@ function helpers.start_emulator(args)
 end
 
 function Emu:stop()
-  if self.stopped then return table.unpack(self.stopped) end
+  if self.stopped then return unpack(self.stopped) end
   os.execute("kill -TERM " .. self.pid .. " 2>/dev/null")
   local deadline = helpers.now() + 5
   while proc_alive(self.pid) and helpers.now() < deadline do socket.sleep(0.02) end
   if proc_alive(self.pid) then os.execute("kill -KILL " .. self.pid .. " 2>/dev/null") end
-  self.rest = self.proc:read("a") -- whatever it printed after the listening line
-  local _, how, code = self.proc:close()
+  local rest = self.proc:read("*a") -- whatever it printed after the listening line
+  self.proc:close()
+  local how, code
+  local before, status = rest:match("^(.-)__commsease_status (%d+)\n$")
+  if status then
+    rest, status = before, tonumber(status)
+    how, code = "exit", status
+    if status > 128 then how, code = "signal", status - 128 end
+  end
+  self.rest = rest
   self.stopped = {how, code}
   return how, code
 end

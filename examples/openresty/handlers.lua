@@ -8,6 +8,11 @@
 --                        -> 202 {"id":..} at once (400 on bad data); the fan-out runs in ngx.timer.at
 --   GET  /announce/ID    -> 200 {"state":"running","done":..,"total":..} then
 --                           {"state":"done","calls":..,"ok":..,"failed":..,"failures":[..]}; 404 if unknown
+--   POST /webhook        the service's copy of a message sent with route = 1 (CommsEase posts it
+--                        here when the application's webhook URL points at it)
+--                        -> 200 {"ok":true} once commsease.verify_webhook accepted it;
+--                           403 {"error":..,"field":..} for a forged, changed or replayed request
+--   GET  /webhook/ID     -> the verified event of msgidClient ID (kept an hour); 404 if unknown
 --
 -- Messages are plain tables, as commsease's builders make them:
 --   {"msgType":0,"attach":"hello"}, {"msgType":100,"attach":{"kind":"reward"}}, ...
@@ -133,6 +138,34 @@ end
 function _M.status(id)
   local v = ngx.shared.announcements:get(id)
   if not v then return answer(404, {error = "no such announcement: " .. id}) end
+  ngx.status = 200
+  ngx.header["Content-Type"] = "application/json"
+  ngx.say(v)
+end
+
+-- POST /webhook: the service posts a copy of every message sent with route = 1 here.
+-- Nothing in it is believed before commsease.verify_webhook has checked it (the md5
+-- of the body, the CheckSum made with the AppSecret, a CurTime within 5 minutes);
+-- a forged or replayed request gets 403. It is answered at once: the service waits
+-- 5 s at most. The verified events are kept a while in a shared dict, readable at
+-- GET /webhook/<msgidClient>.
+function _M.webhook()
+  ngx.req.read_body()
+  local body = ngx.req.get_body_data() -- a webhook event is small: in the body buffer
+  if not body then return answer(400, {error = "no body (or larger than client_body_buffer_size)"}) end
+  local event, err = commsease.verify_webhook{secret = os.getenv("COMMSEASE_SECRET"),
+                                              headers = ngx.req.get_headers(), body = body}
+  if not event then
+    ngx.log(ngx.WARN, "webhook refused: ", tostring(err)) -- names the check, never the secret
+    return answer(403, {error = err.message, field = err.field})
+  end
+  if event.msgidClient then ngx.shared.webhooks:set(event.msgidClient, body, TTL) end
+  return answer(200, {ok = true})
+end
+
+function _M.webhook_event(id)
+  local v = ngx.shared.webhooks:get(id)
+  if not v then return answer(404, {error = "no such event: " .. id}) end
   ngx.status = 200
   ngx.header["Content-Type"] = "application/json"
   ngx.say(v)

@@ -15,6 +15,7 @@
 #include "cms_pace.h"
 #include "cms_rules.h"
 #include "cms_sign.h"
+#include "cms_stats.h"
 #include "cms_webhook.h"
 
 static int passed, failed;
@@ -370,6 +371,59 @@ static void test_rand_fork(void) {
   CHECK(strcmp(mine, theirs) != 0, "rand: parent and child drew the same %s", mine);
 }
 
+static int within(double got, double want, double rel) {
+  return got >= want * (1 - rel) && got <= want * (1 + rel);
+}
+
+static void test_stats(void) {
+  static cms_stats st;
+  cms_hist h;
+  int i;
+  char name[32];
+  memset(&h, 0, sizeof h);
+  CHECK(cms_hist_quantile(&h, 0.5) == 0, "an empty histogram");
+  for (i = 1; i <= 1000; i++) cms_hist_add(&h, i / 1000.0); /* 1 ms .. 1 s */
+  CHECK(h.count == 1000 && within(h.sum, 500.5, 1e-9) && h.max == 1.0, "count, sum, max");
+  CHECK(within(cms_hist_quantile(&h, 0.5), 0.5, 0.125), "p50 %g", cms_hist_quantile(&h, 0.5));
+  CHECK(within(cms_hist_quantile(&h, 0.9), 0.9, 0.125), "p90 %g", cms_hist_quantile(&h, 0.9));
+  CHECK(within(cms_hist_quantile(&h, 0.99), 0.99, 0.125), "p99 %g", cms_hist_quantile(&h, 0.99));
+  CHECK(cms_hist_quantile(&h, 1) == 1.0, "p100 is the max");
+  CHECK(cms_hist_quantile(&h, 0.5) >= 0.5, "a quantile is an upper bound");
+  memset(&h, 0, sizeof h);
+  cms_hist_add(&h, 0.000001);
+  cms_hist_add(&h, -1); /* a clock step back counts as 0 */
+  CHECK(h.buckets[0] == 2 && cms_hist_quantile(&h, 0.99) == 0.000001, "tiny values");
+  cms_hist_add(&h, 1e6); /* past the last bucket */
+  CHECK(h.buckets[CMS_HIST_BUCKETS - 1] == 1 && cms_hist_quantile(&h, 1) == 1e6, "huge values");
+  {
+  double v = 1e-5;
+  for (i = 0; i < 2000 && v < 3600; i++, v *= 1.01) { /* each bucket's bound holds its values */
+    cms_hist tmp;
+    double q;
+    memset(&tmp, 0, sizeof tmp);
+    cms_hist_add(&tmp, v);
+    cms_hist_add(&tmp, v * 4);
+    q = cms_hist_quantile(&tmp, 0.5);
+    CHECK(q >= v && (q <= v * 1.125 + 16e-6), "value %g in a bucket up to %g", v, q);
+  }
+  }
+
+  cms_stats_init(&st);
+  CHECK(cms_stats_path_get(&st, "/chatroom/a.action") == cms_stats_path_get(&st, "chatroom/a.action"),
+        "a leading slash names the same path");
+  for (i = 0; i < 12; i++) {
+    snprintf(name, sizeof name, "p%d", i);
+    cms_stats_path_get(&st, name)->calls++;
+  }
+  CHECK(strcmp(st.paths[CMS_STATS_PATHS].path, "other") == 0 &&
+            st.paths[CMS_STATS_PATHS].calls == 5,
+        "paths beyond %d count as other: %llu", CMS_STATS_PATHS,
+        st.paths[CMS_STATS_PATHS].calls);
+  for (i = 0; i < 40; i++) cms_stats_code(&st, i % 35);
+  CHECK(st.ncodes == CMS_STATS_CODES && st.codes_other == 3 && st.codes[0].n == 2,
+        "codes: %d kept, %llu other", st.ncodes, st.codes_other);
+}
+
 int main(void) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
   test_answer_scan();
@@ -386,6 +440,7 @@ int main(void) {
   test_json_check();
   test_api_codes();
   test_webhook();
+  test_stats();
   curl_global_cleanup();
   printf("core: %d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;

@@ -456,8 +456,61 @@ static void test_wait_for_answers(void) {
   free(s);
 }
 
+/* 431: an attempt with this RequestId was processed already */
+static void test_repeated(void) {
+  cms_sched_opts o = base_opts();
+  cms_sched_step st;
+  long long now = 1000;
+  cms_sched *s;
+  int k;
+  o.resend_ambiguous = 1;
+  o.backoff_ms = 100;
+  /* a first attempt answered 431 learns nothing: final */
+  s = new_sched(1, &o, NULL, rand_low);
+  cms_sched_next(s, now, &st);
+  CHECK(cms_sched_done(s, 1, CMS_SCHED_REPEATED, now) == 1, "a first attempt's 431 is final");
+  free(s);
+  /* an ambiguous failure, its resend answered 431: at once again, a resend with a new RequestId */
+  s = new_sched(1, &o, NULL, rand_low);
+  cms_sched_next(s, now, &st);
+  CHECK(!st.new_rid, "the first attempt keeps the call's RequestId");
+  cms_sched_done(s, 1, CMS_SCHED_AMBIGUOUS, now);
+  start_next(s, &now, &st);
+  CHECK(st.resend && !st.new_rid, "the resend keeps the RequestId (new_rid %d)", st.new_rid);
+  CHECK(cms_sched_done(s, 1, CMS_SCHED_REPEATED, now) == 0, "a resend's 431 goes again");
+  cms_sched_next(s, now, &st);
+  CHECK(st.what == CMS_SCHED_START && st.resend && st.new_rid,
+        "at once, marked, a new RequestId (what %d resend %d new_rid %d)", st.what, st.resend,
+        st.new_rid);
+  CHECK(cms_sched_done(s, 1, CMS_SCHED_FINAL, now) == 1, "then its answer settles it");
+  free(s);
+  /* bounded: after CMS_SCHED_MAX_REPEATS the 431 is the answer */
+  s = new_sched(1, &o, NULL, rand_low);
+  cms_sched_next(s, now, &st);
+  cms_sched_done(s, 1, CMS_SCHED_GATEWAY, now);
+  for (k = 0; k < CMS_SCHED_MAX_REPEATS; k++) {
+    start_next(s, &now, &st);
+    CHECK(cms_sched_done(s, 1, CMS_SCHED_REPEATED, now) == 0, "431 number %d goes again", k + 1);
+  }
+  start_next(s, &now, &st);
+  CHECK(cms_sched_done(s, 1, CMS_SCHED_REPEATED, now) == 1, "431s without end are final");
+  free(s);
+  /* send_all: a 431 after a 502 failover also goes again as a resend */
+  o.resend_ambiguous = 0;
+  s = new_sched(1, &o, NULL, rand_low);
+  cms_sched_next(s, now, &st);
+  cms_sched_done(s, 1, CMS_SCHED_GATEWAY, now);
+  start_next(s, &now, &st);
+  CHECK(!st.resend && !st.new_rid, "send_all's failover: the same body and RequestId");
+  CHECK(cms_sched_done(s, 1, CMS_SCHED_REPEATED, now) == 0, "send_all: 431 goes again");
+  start_next(s, &now, &st);
+  CHECK(st.resend && st.new_rid, "send_all after 431: resend %d new_rid %d", st.resend, st.new_rid);
+  free(s);
+}
+
 int main(void) {
   test_resend_decisions();
+  test_repeated();
   test_failover();
   test_penalty();
   test_receiver_pacing();

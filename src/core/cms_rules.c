@@ -151,19 +151,20 @@ long cms_utf16_len(const char *str, size_t n) {
   long units = 0;
 #define CONT(b) (((b) & 0xC0) == 0x80)
   while (i < n) {
-    unsigned c, b1;
-    while (i + 8 <= n) { /* ASCII eight bytes at a time */
-      unsigned long long x;
-      memcpy(&x, s + i, 8);
-      if (x & 0x8080808080808080ULL) break;
-      units += 8;
-      i += 8;
-    }
-    if (i >= n) break;
-    c = s[i];
-    if (c < 0x80) {
-      units++;
-      i++;
+    unsigned c = s[i], b1;
+    if (c < 0x80) { /* ASCII: byte by byte, eight at a time once a run is long */
+      size_t start = i;
+      do i++; while (i < n && s[i] < 0x80 && i - start < 8);
+      if (i - start == 8) {
+        while (i + 8 <= n) {
+          unsigned long long x;
+          memcpy(&x, s + i, 8);
+          if (x & 0x8080808080808080ULL) break;
+          i += 8;
+        }
+        while (i < n && s[i] < 0x80) i++;
+      }
+      units += (long)(i - start);
       continue;
     }
     /* Unicode Table 3-7 by the second byte's range: no overlongs, no

@@ -164,7 +164,9 @@ void cms_sched_next(cms_sched *s, long long now, cms_sched_step *st) {
         st->call = i;
         st->endpoint = c->ep;
         st->resend = c->resend;
-        st->attempt = c->attempts;
+        st->attempt = c->attempts + c->repeats;
+        st->new_rid = c->new_rid;
+        c->new_rid = 0;
         return;
       }
       keep_min(&wait, w);
@@ -221,6 +223,17 @@ int cms_sched_done(cms_sched *s, int i, cms_sched_outcome out, long long now) {
         c->attempts++;
         c->resend = 1;
         requeue(s, c, now, cms_sched_backoff(s, c->attempts));
+        return 0;
+      }
+      break;
+    case CMS_SCHED_REPEATED:
+      /* a first attempt cannot repeat a RequestId of this call: only a later
+       * one tells that an earlier was processed */
+      if ((c->attempts > 0 || c->repeats > 0) && c->repeats < CMS_SCHED_MAX_REPEATS) {
+        c->repeats++;
+        c->resend = 1;
+        c->new_rid = 1;
+        requeue(s, c, now, 0);
         return 0;
       }
       break;

@@ -20,6 +20,9 @@
  *             an attempt may have reached the service)
  *     WAIT    ask again after st.wait_ms, or sooner when an attempt ends
  *     IDLE    every call is settled
+ *   A 431 on a later attempt means an earlier one was processed and its answer
+ *   lost: the call goes again at once as a resend (resendFlag = 1, so the
+ *   service de-duplicates by msgId) with a new RequestId (st.new_rid).
  *   cms_sched_done(s, call, outcome, now) when an attempt ends: 1 = the call
  *     is settled (keep its result), 0 = it goes again (drop the result),
  *     -1 = the call was settled already (a late answer after the deadline). */
@@ -33,6 +36,9 @@
 #define CMS_SCHED_MAX_416_WAITS 20
 /* how far past the first unstarted call the scheduler looks for one to start */
 #define CMS_SCHED_LOOKAHEAD 64
+/* 431 answers (the RequestId was processed already) a call learns from by
+ * going again with a new RequestId as a resend, at most */
+#define CMS_SCHED_MAX_REPEATS 3
 /* the cap of the doubling backoff */
 #define CMS_SCHED_BACKOFF_CAP_MS 2000
 
@@ -63,6 +69,7 @@ typedef struct cms_sched_step {
   int endpoint;  /* START: index of the endpoint to send to */
   int resend;    /* START: mark every message of the call resendFlag = 1 */
   int attempt;   /* START: 0 for the call's first attempt */
+  int new_rid;   /* START: send with a new RequestId (after a 431) */
   int in_flight; /* EXPIRE: an attempt of the call is in flight: abort it */
   int sent;      /* EXPIRE: an attempt may have reached the service */
   long wait_ms;  /* WAIT: >= 1 */
@@ -74,7 +81,8 @@ typedef enum cms_sched_outcome {
   CMS_SCHED_CONNECT,   /* never reached the service: safe to send elsewhere */
   CMS_SCHED_GATEWAY,   /* a gateway answered HTTP 502: nothing was processed */
   CMS_SCHED_AMBIGUOUS, /* may have reached the service; another try may help */
-  CMS_SCHED_RATE       /* the service answered 416 */
+  CMS_SCHED_RATE,      /* the service answered 416 */
+  CMS_SCHED_REPEATED   /* the service answered 431: an attempt with this RequestId was processed */
 } cms_sched_outcome;
 
 enum { CMS_CALL_PENDING, CMS_CALL_FLIGHT, CMS_CALL_DONE };
@@ -84,6 +92,8 @@ typedef struct cms_sched_call {
   int started;  /* an attempt began once */
   int queued;   /* back in the queue after an attempt */
   int sent;     /* an attempt may have reached the service */
+  int repeats;  /* 431 answers learnt from */
+  int new_rid;  /* the next attempt takes a new RequestId */
   int fl_prev, fl_next; /* the list of calls in flight */
   long long not_before, last_start;
 } cms_sched_call;

@@ -89,6 +89,17 @@ static void count(emu_server *s, int code, unsigned http) {
   pthread_mutex_unlock(&s->mu);
 }
 
+static int answer_status(emu_server *s, struct MHD_Connection *c, const emu_fault *fault) {
+  char msg[96];
+  const char *b = fault->body;
+  if (!b) {
+    snprintf(msg, sizeof msg, "fault injected: HTTP %d\n", fault->status);
+    b = msg;
+  }
+  count(s, 0, (unsigned)fault->status);
+  return emu_reply(c, (unsigned)fault->status, "text/plain", b, strlen(b));
+}
+
 static int answer_code(emu_server *s, struct MHD_Connection *c, long long code,
                        const char *desc) {
   cJSON *o = cJSON_CreateObject();
@@ -739,17 +750,10 @@ int emu_api_handle(emu_server *s, struct MHD_Connection *c, const char *method,
 
   if (fault) {
     switch (fault->action) {
-      case EMU_F_STATUS: {
-        char msg[96];
-        const char *b = fault->body;
-        if (!b) {
-          snprintf(msg, sizeof msg, "fault injected: HTTP %d\n", fault->status);
-          b = msg;
-        }
-        count(s, 0, (unsigned)fault->status);
-        ret = emu_reply(c, (unsigned)fault->status, "text/plain", b, strlen(b));
+      case EMU_F_STATUS:
+        if (fault->after_deliver) break;
+        ret = answer_status(s, c, fault);
         goto done;
-      }
       case EMU_F_GARBAGE: {
         const char *b = fault->body ? fault->body : "<html>oops</html>";
         count(s, 0, 200);
@@ -839,6 +843,10 @@ int emu_api_handle(emu_server *s, struct MHD_Connection *c, const char *method,
     goto done;
   }
   if (fault && fault->action == EMU_F_DELAY && !fault->before) emu_sleep_ms(s, fault->ms);
+  if (fault && fault->action == EMU_F_STATUS) { /* after_deliver: processed, then a gateway error */
+    ret = answer_status(s, c, fault);
+    goto done;
+  }
   if (fault && fault->action == EMU_F_CLOSE) {
     pthread_mutex_lock(&s->mu);
     s->st.closed++;

@@ -141,6 +141,12 @@ static emu_fault *parse_one(const cJSON *o, int idx, char *err, size_t errlen) {
       if (opt_int(o, "status", &x, 100, 599, idx, err, errlen)) goto fail;
       f->status = (int)x;
       if (opt_str(o, "body", &f->body, idx, err, errlen)) goto fail;
+      v = cJSON_GetObjectItemCaseSensitive(o, "after_deliver");
+      if (v && !cJSON_IsBool(v)) {
+        snprintf(err, errlen, "faults[%d].after_deliver must be true or false", idx);
+        goto fail;
+      }
+      f->after_deliver = cJSON_IsTrue(v); /* a gateway that gave up after forwarding */
       break;
     case EMU_F_CLOSE:
       v = cJSON_GetObjectItemCaseSensitive(o, "after_deliver");
@@ -228,7 +234,10 @@ cJSON *emu_fault_to_json(const emu_fault *f) {
       cJSON_AddNumberToObject(o, "ms", (double)f->ms);
       cJSON_AddStringToObject(o, "when", f->before ? "before" : "after");
       break;
-    case EMU_F_STATUS: cJSON_AddNumberToObject(o, "status", f->status); break;
+    case EMU_F_STATUS:
+      cJSON_AddNumberToObject(o, "status", f->status);
+      if (f->after_deliver) cJSON_AddBoolToObject(o, "after_deliver", 1);
+      break;
     case EMU_F_CLOSE: cJSON_AddBoolToObject(o, "after_deliver", f->after_deliver); break;
     case EMU_F_CODE:
       cJSON_AddNumberToObject(o, "code", (double)f->code);

@@ -24,7 +24,7 @@ static void usage(FILE *f) {
       "  --max-body BYTES      largest request body (default 1048576; larger: HTTP 413)\n"
       "  --inbox-max N         messages kept per accid, oldest dropped (default 100000)\n"
       "  --request-id-window S seconds a processed call's RequestId is remembered; a\n"
-      "                        repeat gets code 431 (default 0 = off)\n"
+      "                        repeat gets code 431 (default 300; 0 = off)\n"
       "  --help                this text\n"
       "See docs/emulator.md for the endpoints and fault plans.\n",
       f);
@@ -152,7 +152,7 @@ int main(int argc, char **argv) {
   s->cfg.penalty = 10;
   s->cfg.max_body = 1048576;
   s->cfg.inbox_max = 100000;
-  s->cfg.request_id_window = 0; /* off until the module handles 431 (issue 11) */
+  s->cfg.request_id_window = 300;
   rc = parse_args(argc, argv, &s->cfg);
   if (rc) {
     free(s);

@@ -11,6 +11,7 @@
 #include "cms_sched.h"
 #include "cms_rules.h"
 #include "cms_sign.h"
+#include "cms_stats.h"
 
 #define LCMS_VERSION "0.1.0"
 #define LCMS_CLIENT_MT "commsease.client"
@@ -38,6 +39,11 @@ typedef struct lcms_client {
   cms_rand rand;               /* Nonces, RequestIds, jitter */
   lcms_pool *pool;             /* send_all/fanout's multi handle and slots; on first use */
   int running;                 /* inside send_all/fanout (on_progress may call back) */
+  cms_stats stats;             /* client:stats(): counts only, nothing secret */
+  cms_buf url;                 /* scratch: base URL .. path (send_one, call) */
+  cms_buf single;              /* scratch: the form of send_one */
+  int has_hook;                /* opts.on_attempt is set (kept in the userdata's user value) */
+  int in_hook;                 /* on_attempt is running: the client's own calls raise */
 } lcms_client;
 
 /* registry keys (addresses only, no state) */
@@ -75,6 +81,12 @@ int lcms_parse_answer(lua_State *L, long status, const char *body, size_t len,
                       int msgids, const char *request_id, const char *endpoint,
                       long long *api_code);
 int lcms_parse(lua_State *L);
+/* the shapes of an answer with code 200: the batch's success/fail lists, the
+ * single send's {"code":200,"desc":{message}} (res = the message), or any
+ * other endpoint's JSON (res = the decoded answer) */
+enum { LCMS_ANSWER_BATCH, LCMS_ANSWER_SINGLE, LCMS_ANSWER_ANY };
+int lcms_parse_answer_shape(lua_State *L, int shape, long status, const char *body, size_t len,
+                            const char *request_id, const char *endpoint, long long *api_code);
 
 /* message builders */
 void lcms_open_builders(lua_State *L);
@@ -121,10 +133,12 @@ typedef struct lcms_run {
   lcms_client *c;
   cms_sched *s;
   lcms_rid *rids;     /* 1..n, the RequestId of each call ("" until its first attempt) */
+  double *t0;         /* 1..n, when each call's first attempt started (0 until then) */
   int fanout;         /* calls of a fan-out: resends marked, bodies encoded again */
   int outcomes;       /* opts.results = "outcomes": res.success[msgId] = time only */
   /* stack indexes while the run is worked on */
   int list, results, ids, perr, progress, bodies;
+  int hook;           /* stack index of opts.on_attempt, 0 = none */
 } lcms_run;
 /* the Lua-owned block of a run of n calls: a userdata with the scheduler and
  * the RequestIds; pushed, and r->s, r->rids set */
@@ -151,7 +165,7 @@ typedef enum lcms_opt_id {
   LCMS_O_CONNECT_TIMEOUT, LCMS_O_RETRIES, LCMS_O_CA_FILE, LCMS_O_PROXY, LCMS_O_RATE_LIMIT,
   LCMS_O_RATE_LIMIT_PENALTY, LCMS_O_CONCURRENCY, LCMS_O_DEADLINE, LCMS_O_PER_RECEIVER_RATE,
   LCMS_O_BACKOFF, LCMS_O_ON_PROGRESS, LCMS_O_RATE_STORE, LCMS_O_RATE_STORE_TIMEOUT,
-  LCMS_O_RESULTS,
+  LCMS_O_RESULTS, LCMS_O_ON_ATTEMPT,
   LCMS_O__COUNT
 } lcms_opt_id;
 typedef enum lcms_opt_type {
@@ -201,6 +215,7 @@ typedef struct lcms_slot {
   cms_buf form;
   struct curl_slist *headers;
   int call;                    /* the call in flight, 0 = free */
+  double t0;                   /* when its attempt started (lcms_clock_s) */
 } lcms_slot;
 struct lcms_pool {
   CURLM *multi;

@@ -502,8 +502,10 @@ static int read_list(rd *r, const part *p, int dst, int is_success, int outcomes
             r->grow = 1;
             i = push_value(r, i);
             r->grow = 0;
-            if (lcms_json_encode(L, -1)) return -1;
-            lua_replace(L, -2);
+            if (lua_type(L, -1) != LUA_TSTRING) { /* (an integer beyond 2^53 is its digits) */
+              if (lcms_json_encode(L, -1)) return -1;
+              lua_replace(L, -2);
+            }
           }
           lua_rawset(L, dst);
           i = ws(r, i);
@@ -562,10 +564,6 @@ static int collect(lua_State *L, int ans, const char *key, int dst, int is_succe
   }
   lua_pop(L, 1);
   return 0;
-}
-
-static int code_retryable(long long code) {
-  return code == 408 || code == 416 || code == 500 || code == 503 || code == 514;
 }
 
 static int fail_response(lua_State *L, const char *msg, const char *rid, const char *ep) {
@@ -642,7 +640,8 @@ int lcms_answer_read(lua_State *L, const char *body, size_t len, int msgids,
   if (api_code) *api_code = code;
   if (code != 200) {
     const char *desc;
-    lcms_errinfo ei = {"api", code, NULL, NULL, code_retryable(code), 1, request_id, endpoint};
+    lcms_errinfo ei = {"api", code, NULL, NULL, cms_api_code_retryable(code), 1, request_id,
+                       endpoint};
     if (parts[P_DESC].at && (r.s[parts[P_DESC].at] == '{' || r.s[parts[P_DESC].at] == '[')) {
       /* a table, written back as JSON text: built as lua-cjson builds it */
       r.grow = 1;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 #include "lcms.h"
+#include "lcms_wire.h"
 #include "cms_sign.h"
 #include "cms_store.h"
 
@@ -15,6 +16,8 @@
 lcms_client *lcms_check_client(lua_State *L) {
   lcms_client *c = luaL_checkudata(L, 1, LCMS_CLIENT_MT);
   if (!c->easy) luaL_error(L, "commsease: this client is closed");
+  if (c->in_hook)
+    luaL_error(L, "commsease: a client's own calls cannot be made from its on_attempt hook");
   return c;
 }
 
@@ -152,6 +155,18 @@ int lcms_new(lua_State *L) {
   c = lua_newuserdata(L, sizeof *c);
   memset(c, 0, sizeof *c);
   luaL_setmetatable(L, LCMS_CLIENT_MT);
+  cms_stats_init(&c->stats);
+  cms_buf_init(&c->url, 0);
+  cms_buf_init(&c->single, 0);
+  if (v[LCMS_O_ON_ATTEMPT].set) {
+    /* kept in the user value, so a hook that refers to the client stays collectable */
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "on_attempt");
+    lua_rawget(L, 1);
+    lua_setfield(L, -2, "on_attempt");
+    lua_setuservalue(L, -2);
+    c->has_hook = 1;
+  }
   cms_buf_init(&c->form, 0);
   cms_buf_init(&c->xfer.answer, CMS_MAX_ANSWER);
   c->retries = v[LCMS_O_RETRIES].set ? (int)v[LCMS_O_RETRIES].i : 1;
@@ -218,41 +233,6 @@ int lcms_new(lua_State *L) {
   return 1;
 }
 
-/* res, err = client:send(params) */
-static int client_send(lua_State *L) {
-  lcms_client *c = lcms_check_client(L);
-  cms_verr e;
-  char rid[CMS_NONCE_LEN + 1];
-  int attempt = 0, ep = 0, nret;
-  long long code = 0;
-  cms_http_outcome out;
-  lua_settop(L, 2);
-  if (lcms_encode(L, 2, &c->form, &e)) return lcms_push_invalid(L, &e);
-  /* stack: self params msgIds */
-  if (cms_rand_hex32(&c->rand, rid))
-    return lcms_push_local_error(L, "no random bytes for a RequestId", NULL);
-  for (;;) {
-    CURLcode rc;
-    long wait;
-    while ((wait = c->rate->ops->take(c->rate, cms_now_ms())) > 0) cms_sleep_ms(wait);
-    if (lcms_build_headers(c, &c->headers, rid))
-      return lcms_push_local_error(L, "could not sign the request (libcrypto or memory failure)",
-                                   rid);
-    rc = cms_http_prepare(c->easy, &c->xfer, c->urls[ep], c->headers, c->form.data, c->form.len);
-    if (rc == CURLE_OK) rc = curl_easy_perform(c->easy);
-    out = cms_http_finish(c->easy, &c->xfer, rc);
-    if (attempt < c->retries && lcms_failover(out, c->xfer.status)) {
-      attempt++;
-      ep = (ep + 1) % c->n_endpoints;
-      continue;
-    }
-    break;
-  }
-  nret = lcms_push_answer(L, out, &c->xfer, 3, rid, c->endpoints[ep], &code);
-  if (code == 416) c->rate->ops->penalty(c->rate, cms_now_ms());
-  return nret;
-}
-
 /* req, err = client:prepare(params) */
 static int client_prepare(lua_State *L) {
   lcms_client *c = lcms_check_client(L);
@@ -309,6 +289,8 @@ static void release(lcms_client *c) {
     c->endpoints[i] = c->urls[i] = NULL;
   }
   cms_buf_free(&c->form);
+  cms_buf_free(&c->url);
+  cms_buf_free(&c->single);
   cms_buf_free(&c->xfer.answer);
 }
 
@@ -325,6 +307,8 @@ static int client_close(lua_State *L) {
   lcms_client *c = luaL_checkudata(L, 1, LCMS_CLIENT_MT);
   if (c->running)
     return luaL_error(L, "commsease: cannot close a client inside its own send_all/fanout");
+  if (c->in_hook)
+    return luaL_error(L, "commsease: cannot close a client inside its own on_attempt hook");
   release(c);
   return 0;
 }
@@ -344,7 +328,7 @@ static int client_closed(lua_State *L) {
 /* stats = client:stats(): a plain table of counters, built afresh per call */
 static int client_stats(lua_State *L) {
   lcms_client *c = luaL_checkudata(L, 1, LCMS_CLIENT_MT);
-  lua_createtable(L, 0, 2);
+  lcms_push_stats(L, &c->stats);
   lua_pushstring(L, c->rate ? c->rate->ops->state(c->rate) : "closed");
   lua_setfield(L, -2, "rate_store");
   lua_pushinteger(L, c->rate ? (lua_Integer)c->rate->fallbacks : 0);
@@ -372,7 +356,8 @@ static int client_pace_penalty(lua_State *L) {
 
 void lcms_open_client(lua_State *L) {
   static const luaL_Reg methods[] = {
-    {"send", client_send}, {"prepare", client_prepare}, {"close", client_close},
+    {"send", lcms_send}, {"send_one", lcms_send_one}, {"call", lcms_call},
+    {"prepare", client_prepare}, {"close", client_close},
     {"is_closed", client_closed}, {"send_all", lcms_send_all}, {"fanout", lcms_fanout},
     {"plan", lcms_plan}, {"stats", client_stats}, {"pace_take", client_pace_take},
     {"pace_penalty", client_pace_penalty}, {NULL, NULL}};

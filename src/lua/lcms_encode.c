@@ -6,12 +6,16 @@
  * and toAccids have a fixed shape (objects of strings and integers, a list of
  * strings), so they are written as JSON straight into the form
  * (src/core/cms_form.c); tables that callers hand over for attach, ext and the
- * moderation options are encoded by lua-cjson.  Paths of offending fields
- * ("msgList[2].attach.url") are formatted only when something is wrong. */
+ * moderation options are written by lcms_json_write (lcms_json.c), and JSON
+ * text is checked byte for byte by cms_json_check.  Everything is read raw
+ * (lua_next, lua_rawget): no metamethod of the caller's data runs, so what is
+ * checked is what is sent.  Paths of offending fields ("msgList[2].attach.url")
+ * are formatted only when something is wrong. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include "lcms.h"
+#include "lcms_answer.h"
 #include "cms_form.h"
 #include "cms_json.h"
 #include "lcms_json.h"
@@ -152,25 +156,28 @@ static cms_jtype tget(void *obj, const char *key, const char **s, size_t *n, dou
 static int json_value(enc *x, fpath p, unsigned max_chars, int want_object, int keep_table) {
   lua_State *L = x->L;
   int v = lua_gettop(L);
-  char path[96];
-  path_of(p, path, sizeof path);
   if (lua_type(L, v) == LUA_TTABLE) {
+    char path[96];
+    path_of(p, path, sizeof path);
     if (keep_table) lua_pushvalue(L, v);
     if (lcms_json_write(L, v, path, max_chars, x->e)) return -1;
   } else if (lua_type(L, v) == LUA_TSTRING) {
     size_t n, at = 0;
     const char *s = lua_tolstring(L, v, &n), *why = NULL;
-    if (cms_utf16_len(s, n) < 0) FAIL(x, p, "%s is not valid UTF-8", path_);
-    if (cms_json_check(s, n, &why, &at))
+    /* the strict scan judges every byte, UTF-8 in strings included (outside
+     * them a byte >= 0x80 is no JSON); so the UTF-8 count runs only to name
+     * what is wrong (the field's length is counted with the message's rules) */
+    if (cms_json_check(s, n, &why, &at)) {
+      char path[96];
+      if (cms_utf16_len(s, n) < 0) FAIL(x, p, "%s is not valid UTF-8", path_);
+      path_of(p, path, sizeof path);
       return cms_verr_set(x->e, path, "%s is not valid JSON text: %s at byte %zu", path, why,
                           at + 1);
-    if (keep_table) {
-      if (lcms_json_decode(L, s, n)) {
-        const char *d = lua_tostring(L, -1);
-        return cms_verr_set(x->e, path, "%s is not valid JSON text (%s)", path,
-                            d ? d : "decode failed");
-      }
     }
+    /* the fields of a typed attach or of antispamCustom are checked on the
+     * values the text holds: read by lcms_answer.c's reader (the text is
+     * checked; nothing to refuse) */
+    if (keep_table && lcms_json_push(L, s, n, NULL)) FAIL(x, p, "%s is not valid JSON text", path_);
     lua_pushvalue(L, v);
   } else {
     FAIL(x, p, "%s must be JSON text (a string) or a table, not a %s", path_, luaL_typename(L, v));
@@ -241,12 +248,18 @@ static int encode_msg(enc *x, int m, int i, int ids, cms_msg_view *v) {
   lua_pushvalue(L, top + 1 + CMS_MF_ATTACH);
   if (!lua_isnil(L, -1) && t) {
     if (t->attach_json) {
-      tref r;
-      if (json_value(x, AT("attach"), cms_msg_rules[CMS_MF_ATTACH].max_chars, t->attach_object, 1)) return -1;
-      r.L = L;
-      r.idx = lua_gettop(L) - 1;
-      if (t->fields && cms_check_attach_fields(t, i, tget, &r, x->e)) return -1;
-      lua_remove(L, -2);
+      /* the values only where a schema checks them (custom has none) */
+      int schema = t->fields != NULL;
+      if (json_value(x, AT("attach"), cms_msg_rules[CMS_MF_ATTACH].max_chars, t->attach_object,
+                     schema))
+        return -1;
+      if (schema) {
+        tref r;
+        r.L = L;
+        r.idx = lua_gettop(L) - 1;
+        if (cms_check_attach_fields(t, i, tget, &r, x->e)) return -1;
+        lua_remove(L, -2);
+      }
     } else if (lua_type(L, -1) != LUA_TSTRING) {
       FAIL(x, AT("attach"), "%s must be a string for a %s message, not a %s", path_, t->name,
            luaL_typename(L, -1));

@@ -1,5 +1,8 @@
-/* lcms_json.c -- JSON through a private lua-cjson instance (cjson.new()), so
- * a script's own cjson settings never change what goes on the wire. */
+/* lcms_json.c -- decoding (and re-encoding answers) through a private
+ * lua-cjson instance (cjson.new()), so a script's own cjson settings never
+ * change what goes on the wire; and the module's own writer of callers' tables
+ * (lcms_json_write, below): raw reads, exact numbers, cycles refused, work
+ * bounded by the field's limit. */
 #include <string.h>
 #include "lcms.h"
 

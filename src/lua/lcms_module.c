@@ -218,6 +218,8 @@ __attribute__((visibility("default"))) int luaopen_commsease(lua_State *L) {
   }
   lcms_push_rules(L);
   lua_setfield(L, -2, "rules");
+  lcms_push_prometheus(L);
+  lua_setfield(L, -2, "prometheus");
   lua_pushliteral(L, "commsease " LCMS_VERSION);
   lua_setfield(L, -2, "_VERSION");
   return 1;

@@ -10,6 +10,7 @@
 #include <string.h>
 #include "lcms.h"
 #include "lcms_answer.h"
+#include "lcms_wire.h"
 
 typedef struct drv {
   lcms_run r;
@@ -43,6 +44,8 @@ static void start(drv *d, const cms_sched_step *st, long long now) {
     return;
   }
   s->call = i;
+  s->t0 = lcms_clock_s();
+  if (!r->t0[i]) r->t0[i] = s->t0;
 }
 
 /* a finished transfer: the answer (or the transfer's error) goes to the run */
@@ -55,6 +58,7 @@ static void finish(drv *d, lcms_slot *s, CURLcode rc) {
   const char *ep = r->c->endpoints[r->s->calls[i].ep];
   curl_multi_remove_handle(d->pool->multi, s->easy);
   s->call = 0;
+  lcms_attempt a;
   lua_rawgeti(L, r->ids, i);
   if (r->outcomes && out == CMS_HTTP_OK && s->xfer.status == 200) /* no records built */
     nret = lcms_answer_read(L, s->xfer.answer.data ? s->xfer.answer.data : "", s->xfer.answer.len,
@@ -62,8 +66,22 @@ static void finish(drv *d, lcms_slot *s, CURLcode rc) {
   else
     nret = lcms_push_answer(L, out, &s->xfer, top + 1, r->rids[i], ep, &code);
   lua_remove(L, top + 1);
-  lcms_run_outcome(r, i, nret, lcms_classify(L, nret, out, s->xfer.status, code), cms_now_ms(),
-                   &s->form);
+  a.path = CMS_API_PATH;
+  a.endpoint = ep;
+  a.request_id = r->rids[i];
+  a.out = out;
+  a.x = &s->xfer;
+  a.code = code;
+  a.seconds = lcms_clock_s() - s->t0;
+  a.attempt = r->s->calls[i].attempts + r->s->calls[i].repeats + 1;
+  a.resend = r->s->calls[i].resend && (r->fanout || r->s->calls[i].repeats > 0);
+  lcms_note_attempt(L, r->c, r->hook, &a);
+  {
+    int repeats = r->s->calls[i].repeats;
+    lcms_run_outcome(r, i, nret, lcms_classify(L, nret, out, s->xfer.status, code), cms_now_ms(),
+                     &s->form);
+    if (r->s->calls[i].repeats > repeats) r->c->stats.repeats++; /* a 431 learnt from */
+  }
 }
 
 static void abort_call(drv *d, int i) {
@@ -127,6 +145,7 @@ static int loop_protected(lua_State *L) {
   d->r.perr = 5;
   d->r.progress = lua_isnil(L, 6) ? 0 : 6;
   d->r.bodies = 7;
+  d->r.hook = lua_isnil(L, 8) ? 0 : 8;
   d->r.L = L;
   /* send_all: when tokens cost time (a paced or shared budget), every entry
    * is validated before any is paced, so an invalid entry takes no token.
@@ -189,8 +208,9 @@ static void run(lua_State *L, drv *d) {
   if (progress) lua_pushvalue(L, progress);
   else lua_pushnil(L);
   lua_pushvalue(L, bodies);
+  lcms_push_hook(L, 1);
   r->c->running = 1;
-  rc = lua_pcall(L, 7, 1, 0);
+  rc = lua_pcall(L, 8, 1, 0);
   r->c->running = 0;
   r->L = L;
   r->list = list, r->results = results, r->ids = ids, r->perr = perr, r->progress = progress;

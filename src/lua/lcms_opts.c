@@ -32,6 +32,7 @@ static const lcms_opt_rule rules[] = {
   {LCMS_O_RATE_STORE, "rate_store", LCMS_OT_STRING, 0, 0, 0, NEW},
   {LCMS_O_RATE_STORE_TIMEOUT, "rate_store_timeout", LCMS_OT_NUMBER, 0.001, 10, 0, NEW},
   {LCMS_O_RESULTS, "results", LCMS_OT_STRING, 0, 0, 0, ALL | FAN}, /* "full" or "outcomes" */
+  {LCMS_O_ON_ATTEMPT, "on_attempt", LCMS_OT_FUNCTION, 0, 0, 0, NEW},
 };
 _Static_assert(sizeof rules / sizeof rules[0] == LCMS_O__COUNT, "one row per lcms_opt_id");
 

@@ -52,6 +52,26 @@ static int fail_response(lua_State *L, const char *msg, const char *rid, const c
   return lcms_push_error(L, &ei);
 }
 
+/* a message object on top: time, roomId and type become integers (the
+ * service sometimes sends numeric strings); -1 if it is not an object or one
+ * of them is not an integer */
+static int normalize_msg(lua_State *L) {
+  static const char *const ints[] = {"time", "roomId", "type", NULL};
+  int k;
+  if (lua_type(L, -1) != LUA_TTABLE) return -1;
+  for (k = 0; ints[k]; k++) {
+    long long v;
+    lua_getfield(L, -1, ints[k]);
+    if (!lua_isnil(L, -1)) {
+      if (to_int(L, -1, &v)) return -1;
+      push_int(L, v);
+      lua_setfield(L, -3, ints[k]);
+    }
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
 /* success/fail: an array of single-key objects keyed by msgId -> map */
 static int collect(lua_State *L, int ans, const char *key, int dst, int is_success) {
   size_t i, n;
@@ -80,19 +100,7 @@ static int collect(lua_State *L, int ans, const char *key, int dst, int is_succe
     while (lua_next(L, entry)) {
       if (lua_type(L, -2) != LUA_TSTRING) return -1;
       if (is_success) {
-        static const char *const ints[] = {"time", "roomId", "type", NULL};
-        int k;
-        if (lua_type(L, -1) != LUA_TTABLE) return -1;
-        for (k = 0; ints[k]; k++) {
-          long long v;
-          lua_getfield(L, -1, ints[k]);
-          if (!lua_isnil(L, -1)) {
-            if (to_int(L, -1, &v)) return -1;
-            push_int(L, v);
-            lua_setfield(L, -3, ints[k]);
-          }
-          lua_pop(L, 1);
-        }
+        if (normalize_msg(L)) return -1;
       } else if (lua_type(L, -1) != LUA_TSTRING) {
         /* a reason that is not text: keep it readable */
         if (lcms_json_encode(L, -1)) return -1;
@@ -139,13 +147,15 @@ static int decode_exact(lua_State *L, const char *body, size_t len) {
   return 0;
 }
 
-int lcms_parse_answer(lua_State *L, long status, const char *body, size_t len, int msgids,
+/* what every shape of answer shares: the HTTP status, the JSON, the code.
+ * Returns 0 with the decoded answer (code 200) pushed; else the number of
+ * values pushed (nil, err) */
+static int parse_head(lua_State *L, long status, const char *body, size_t len,
                       const char *request_id, const char *endpoint, long long *api_code) {
-  int top = lua_gettop(L), ans, res;
+  int top = lua_gettop(L), ans;
   long long code;
   if (api_code) *api_code = 0;
   luaL_checkstack(L, 24, "commsease: no room on the Lua stack to parse an answer");
-  if (msgids) msgids = lua_absindex(L, msgids);
   if (status != 200) {
     char msg[96];
     lcms_errinfo ei = {"http", status, msg, NULL, status >= 500 || status == 429 || status == 408,
@@ -196,6 +206,15 @@ int lcms_parse_answer(lua_State *L, long status, const char *body, size_t len, i
     lua_replace(L, top + 1);  /* nil err */
     return 2;
   }
+  return 0;
+}
+
+int lcms_parse_answer(lua_State *L, long status, const char *body, size_t len, int msgids,
+                      const char *request_id, const char *endpoint, long long *api_code) {
+  int top = lua_gettop(L), ans, res, nret;
+  if (msgids) msgids = lua_absindex(L, msgids);
+  if ((nret = parse_head(L, status, body, len, request_id, endpoint, api_code))) return nret;
+  ans = lua_gettop(L);
   lua_createtable(L, 0, 6);
   res = lua_gettop(L);
   lua_pushinteger(L, 200);
@@ -226,6 +245,51 @@ int lcms_parse_answer(lua_State *L, long status, const char *body, size_t len, i
   }
   lua_replace(L, ans);
   lua_settop(L, ans);
+  return 1;
+}
+
+/* lua-cjson decodes every number as a float: whole ones (up to 2^53, beyond
+ * which decode_exact already gave strings) become integers, as the rest of
+ * the module's results are, at most 64 levels deep */
+static void integers(lua_State *L, int t, int depth) {
+#if LUA_VERSION_NUM >= 503
+  if (depth > 64 || !lua_checkstack(L, 4)) return;
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    if (lua_type(L, -1) == LUA_TNUMBER && !lua_isinteger(L, -1)) {
+      double d = (double)lua_tonumber(L, -1);
+      if (d == floor(d) && fabs(d) <= 9007199254740992.0) {
+        lua_pushvalue(L, -2);
+        lua_pushinteger(L, (lua_Integer)d);
+        lua_rawset(L, t);
+      }
+    } else if (lua_type(L, -1) == LUA_TTABLE) {
+      integers(L, lua_gettop(L), depth + 1);
+    }
+    lua_pop(L, 1);
+  }
+#else
+  (void)L; (void)t; (void)depth;
+#endif
+}
+
+int lcms_parse_answer_shape(lua_State *L, int shape, long status, const char *body, size_t len,
+                            const char *request_id, const char *endpoint, long long *api_code) {
+  int top = lua_gettop(L), nret;
+  if (shape == LCMS_ANSWER_BATCH)
+    return lcms_parse_answer(L, status, body, len, 0, request_id, endpoint, api_code);
+  if ((nret = parse_head(L, status, body, len, request_id, endpoint, api_code))) return nret;
+  if (shape == LCMS_ANSWER_SINGLE) {
+    lua_getfield(L, -1, "desc");
+    if (normalize_msg(L)) {
+      lua_settop(L, top);
+      return fail_response(L, "the answer's desc is not a message object", request_id, endpoint);
+    }
+    lua_replace(L, top + 1);
+    lua_settop(L, top + 1);
+  } else {
+    integers(L, lua_gettop(L), 0);
+  }
   return 1;
 }
 

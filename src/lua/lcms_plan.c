@@ -24,7 +24,7 @@ enum { UV_CLIENT = 1, UV_LIST, UV_RESULTS, UV_IDS, UV_PERR, UV_PROGRESS, UV_BODI
 
 typedef struct lcms_plan_ud {
   lcms_run r;
-  lua_Integer last_id;  /* job ids are 1, 2, 3, ... */
+  lua_Integer last_id;  /* job ids follow a random base: base + 1, base + 2, ... */
   int busy;             /* inside next/done (on_progress may not call back) */
   int pcalls, meta, jobs, uv; /* stack indexes while worked on */
 } lcms_plan_ud;
@@ -297,6 +297,10 @@ int lcms_plan(lua_State *L) {
   lua_rawseti(L, uv, UV_JOBS);
   p->r.L = L;
   p->r.c = c;
+  /* a random base (a multiple of 2^20 below 2^50, exact on every Lua), so that
+   * a job id of another plan is refused as "not a job of this plan" instead of
+   * taken for this plan's job of the same number */
+  p->last_id = (lua_Integer)cms_rand_below(&c->rand, 1UL << 30) << 20;
   p->r.fanout = 1;
   p->r.outcomes = o.outcomes;
   o.sched.n_endpoints = c->n_endpoints;

@@ -107,6 +107,7 @@ cms_sched_outcome lcms_classify(lua_State *L, int nret, cms_http_outcome out, lo
   if (lcms_failover(out, status)) return out == CMS_HTTP_CONNECT ? CMS_SCHED_CONNECT
                                                                  : CMS_SCHED_GATEWAY;
   if (api_code == 416) return CMS_SCHED_RATE;
+  if (api_code == 431) return CMS_SCHED_REPEATED;
   lua_getfield(L, -1, "retryable");
   retryable = lua_toboolean(L, -1);
   lua_pop(L, 1);

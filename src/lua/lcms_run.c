@@ -7,14 +7,20 @@
  * a driver. */
 #include <string.h>
 #include "lcms.h"
+#include "lcms_wire.h"
 
 void lcms_run_alloc(lua_State *L, lcms_run *r, int n, const cms_sched_opts *o) {
-  size_t sz = cms_sched_size(n);
-  char *block = lua_newuserdata(L, sz + sizeof(lcms_rid) * ((size_t)n + 1));
+  size_t sz = cms_sched_size(n), rz = sizeof(lcms_rid) * ((size_t)n + 1);
+  size_t tz = sizeof(double) * ((size_t)n + 1), toff;
+  char *block;
+  toff = (sz + rz + sizeof(double) - 1) / sizeof(double) * sizeof(double);
+  block = lua_newuserdata(L, toff + tz);
   r->s = (cms_sched *)(void *)block;
   cms_sched_init(r->s, n, o, r->c->rate, lcms_rand_below, r->c);
   r->rids = (lcms_rid *)(void *)(block + sz);
-  memset(r->rids, 0, sizeof(lcms_rid) * ((size_t)n + 1));
+  memset(r->rids, 0, rz);
+  r->t0 = (double *)(void *)(block + toff);
+  memset(r->t0, 0, tz);
 }
 
 /* marks every message of call i as a resend (the chunk's copies, never the
@@ -43,7 +49,21 @@ int lcms_run_encode(lcms_run *r, const cms_sched_step *st, cms_buf *form) {
   int i = st->call, top = lua_gettop(L);
   cms_verr e;
   int kept = 0;
-  if (!r->fanout) {
+  if (st->new_rid) r->rids[i][0] = '\0'; /* after a 431: a new RequestId */
+  if (!r->fanout && st->resend) {
+    /* a send_all call after a 431: its messages as resends, with the msgIds
+     * of its first body (generated ones included) */
+    lua_rawgeti(L, r->list, i);
+    lua_rawgeti(L, r->ids, i);
+    lcms_push_resend_copy(L, top + 1, top + 2);
+    if (lcms_encode(L, top + 3, form, &e)) {
+      lua_settop(L, top);
+      lcms_push_invalid(L, &e);
+      return -1;
+    }
+    lua_settop(L, top);
+    kept = 1;
+  } else if (!r->fanout) {
     /* a send_all call sent again goes with the body of its first attempt
      * (the same generated msgIds) */
     lua_rawgeti(L, r->bodies, i);
@@ -81,6 +101,7 @@ int lcms_run_encode(lcms_run *r, const cms_sched_step *st, cms_buf *form) {
 
 void lcms_run_final(lcms_run *r, int i, int nret) {
   lua_State *L = r->L;
+  if (r->t0[i] > 0) lcms_note_call(r->c, CMS_API_PATH, lcms_clock_s() - r->t0[i]);
   lua_createtable(L, 0, 1);
   if (nret == 1) {
     lua_insert(L, -2);

@@ -105,7 +105,6 @@ function _M.new(opts)
   local hopts = {connect_timeout = copts.connect_timeout or 5, ssl_verify = own.ssl_verify,
                  server_name = own.server_name, pool_size = own.pool_size,
                  keepalive_timeout = own.keepalive_timeout}
-  self.custom = own.transport ~= nil
   self.transport = own.transport or function(job) return http.request(job, hopts) end
   return self
 end
@@ -116,7 +115,7 @@ local function attempt(self, job)
   local ok, st, body = pcall(self.transport, job)
   if not ok then return nil, {sent = true, message = "transport raised: " .. tostring(st)} end
   if st ~= nil then
-    if type(st) ~= "number" or st ~= floor(st) or type(body) ~= "string" then
+    if type(st) ~= "number" or st ~= floor(st) or st < 100 or st > 999 or type(body) ~= "string" then
       error("commsease.resty: the transport must return an integer status and a string body, "
             .. "or nil and { sent =, message = }", 0)
     end
@@ -189,7 +188,7 @@ function Client:fanout(params, opts)
   local plan, err = self.c:plan(params, opts)
   if not plan then return nil, err end
   local sema = semaphore.new(0)
-  local threads, inflight = {}, 0
+  local threads, settled, inflight = {}, {}, 0
   local fatal
 
   local function run(job)
@@ -197,7 +196,8 @@ function Client:fanout(params, opts)
       local st, body = attempt(self, job)
       plan:done(job.id, st, body)
     end)
-    threads[job.id] = nil
+    -- (a transport that never yields ends here before spawn returns)
+    threads[job.id], settled[job.id] = nil, true
     inflight = inflight - 1
     if not ok and not fatal then fatal = e end
     sema:post(1)
@@ -214,7 +214,7 @@ function Client:fanout(params, opts)
         fatal = "commsease.resty: cannot start a light thread: " .. tostring(serr)
         break
       end
-      threads[job.id] = th
+      if settled[job.id] then settled[job.id] = nil else threads[job.id] = th end
     elseif wait then
       if wait < 0.001 then wait = 0.001 end
       if inflight > 0 then sema:wait(wait) else sleep(wait) end
