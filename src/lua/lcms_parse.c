@@ -5,6 +5,7 @@
 #include <string.h>
 #include "lcms.h"
 #include "cms_answer.h"
+#include "lcms_answer.h"
 
 
 /* the integer value of a number or numeric string at idx */
@@ -72,49 +73,6 @@ static int normalize_msg(lua_State *L) {
   return 0;
 }
 
-/* success/fail: an array of single-key objects keyed by msgId -> map */
-static int collect(lua_State *L, int ans, const char *key, int dst, int is_success) {
-  size_t i, n;
-  lua_getfield(L, ans, key);
-  if (lua_isnil(L, -1) || lua_type(L, -1) == LUA_TLIGHTUSERDATA) { /* absent or null */
-    lua_pop(L, 1);
-    return 0;
-  }
-  if (lua_type(L, -1) != LUA_TTABLE) return -1;
-  n = (size_t)lua_rawlen(L, -1);
-  {
-    size_t keys = 0; /* an array, not an object */
-    lua_pushnil(L);
-    while (lua_next(L, -2)) {
-      lua_pop(L, 1);
-      keys++;
-    }
-    if (keys != n) return -1;
-  }
-  for (i = 1; i <= n; i++) {
-    int entry;
-    lua_rawgeti(L, -1, (lua_Integer)i);
-    entry = lua_gettop(L);
-    if (lua_type(L, entry) != LUA_TTABLE) return -1;
-    lua_pushnil(L);
-    while (lua_next(L, entry)) {
-      if (lua_type(L, -2) != LUA_TSTRING) return -1;
-      if (is_success) {
-        if (normalize_msg(L)) return -1;
-      } else if (lua_type(L, -1) != LUA_TSTRING) {
-        /* a reason that is not text: keep it readable */
-        if (lcms_json_encode(L, -1)) return -1;
-        lua_replace(L, -2);
-      }
-      lua_pushvalue(L, -2);
-      lua_insert(L, -2);
-      lua_rawset(L, dst);
-    }
-    lua_settop(L, entry - 1);
-  }
-  lua_pop(L, 1);
-  return 0;
-}
 
 /* Decodes the answer, every byte of it: a NUL byte is refused (lua-cjson
  * would stop there and take what comes before for the whole answer), and an
@@ -211,41 +169,10 @@ static int parse_head(lua_State *L, long status, const char *body, size_t len,
 
 int lcms_parse_answer(lua_State *L, long status, const char *body, size_t len, int msgids,
                       const char *request_id, const char *endpoint, long long *api_code) {
-  int top = lua_gettop(L), ans, res, nret;
-  if (msgids) msgids = lua_absindex(L, msgids);
-  if ((nret = parse_head(L, status, body, len, request_id, endpoint, api_code))) return nret;
-  ans = lua_gettop(L);
-  lua_createtable(L, 0, 6);
-  res = lua_gettop(L);
-  lua_pushinteger(L, 200);
-  lua_setfield(L, res, "code");
-  lua_newtable(L);
-  lua_setfield(L, res, "success");
-  lua_newtable(L);
-  lua_setfield(L, res, "fail");
-  lua_getfield(L, res, "success");
-  if (collect(L, ans, "success", lua_gettop(L), 1)) {
-    lua_settop(L, top);
-    return fail_response(L, "the answer's success list is malformed", request_id, endpoint);
-  }
-  lua_pop(L, 1);
-  lua_getfield(L, res, "fail");
-  if (collect(L, ans, "fail", lua_gettop(L), 0)) {
-    lua_settop(L, top);
-    return fail_response(L, "the answer's fail list is malformed", request_id, endpoint);
-  }
-  lua_pop(L, 1);
-  if (msgids) {
-    lua_pushvalue(L, msgids);
-    lua_setfield(L, res, "msgIds");
-  }
-  if (request_id) {
-    lua_pushstring(L, request_id);
-    lua_setfield(L, res, "request_id");
-  }
-  lua_replace(L, ans);
-  lua_settop(L, ans);
-  return 1;
+  /* a status-200 answer goes through the one-pass reader (lcms_answer.c):
+   * every byte checked, the result tables built straight from the text */
+  if (status != 200) return parse_head(L, status, body, len, request_id, endpoint, api_code);
+  return lcms_answer_read(L, body, len, msgids, request_id, endpoint, api_code, 0);
 }
 
 /* lua-cjson decodes every number as a float: whole ones (up to 2^53, beyond
