@@ -330,71 +330,13 @@ typedef struct part {
 
 enum { P_CODE, P_DESC, P_SUCCESS, P_FAIL, P_COUNT };
 
-/* the integer value of a number or numeric string at idx (as lcms_parse.c) */
-static int to_int(lua_State *L, int idx, long long *out) {
-  if (lua_type(L, idx) == LUA_TNUMBER) {
-    if (lua_isinteger(L, idx)) {
-      *out = (long long)lua_tointeger(L, idx);
-      return 0;
-    } else {
-      double d = (double)lua_tonumber(L, idx);
-      if (!isfinite(d) || d != floor(d) || fabs(d) > 9.2e18) return -1;
-      *out = (long long)d;
-      return 0;
-    }
-  }
-  if (lua_type(L, idx) == LUA_TSTRING) {
-    size_t n;
-    const char *s = lua_tolstring(L, idx, &n);
-    return cms_parse_int64(s, n, out);
-  }
-  return -1;
-}
-
 static size_t push_part(rd *r, const part *p) {
   r->ci = p->ci;
   return push_value(r, p->at);
 }
 
-/* an integer of a result: a Lua integer where the runtime has 64-bit
- * integers; where it has only doubles (5.1, 5.2, LuaJIT), a number up to 2^53
- * and beyond it the exact decimal string (as lcms_parse.c has it) */
-static void push_int(lua_State *L, long long v) {
-#if LUA_VERSION_NUM >= 503
-  if (sizeof(lua_Integer) >= sizeof(long long)) {
-    lua_pushinteger(L, (lua_Integer)v);
-    return;
-  }
-#endif
-  if (v >= -9007199254740992LL && v <= 9007199254740992LL) {
-    lua_pushnumber(L, (lua_Number)v);
-  } else {
-    char digits[24];
-    snprintf(digits, sizeof digits, "%lld", v);
-    lua_pushstring(L, digits);
-  }
-}
-
-/* time, roomId and type of a success record at the top: integers */
-static int fix_ints(lua_State *L) {
-  static const char *const ints[] = {"time", "roomId", "type", NULL};
-  int k;
-  if (lua_type(L, -1) != LUA_TTABLE) return -1;
-  for (k = 0; ints[k]; k++) {
-    long long v;
-    lua_getfield(L, -1, ints[k]);
-    if (!lua_isnil(L, -1)) {
-      if (to_int(L, -1, &v)) return -1;
-      push_int(L, v);
-      lua_setfield(L, -3, ints[k]);
-    }
-    lua_pop(L, 1);
-  }
-  return 0;
-}
-
 /* a success record at i, kept as its outcome only (results = "outcomes"):
- * pushes its time (an integer, as fix_ints makes it) or true when it has
+ * pushes its time (an integer, as lcms_result_ints makes it) or true when it has
  * none, and returns the index after it; (size_t)-1 when time, roomId or type
  * is not an integer (nothing pushed).  The record's table is never built. */
 static size_t push_outcome(rd *r, size_t i) {
@@ -439,7 +381,7 @@ static size_t push_outcome(rd *r, size_t i) {
     if (!at[k]) continue;
     r->ci = ci_at[k];
     push_value(r, at[k]);
-    if (to_int(L, -1, &v)) {
+    if (lcms_result_int(L, -1, &v)) {
       lua_pop(L, 1);
       r->ci = keep;
       return (size_t)-1;
@@ -448,7 +390,7 @@ static size_t push_outcome(rd *r, size_t i) {
     if (k == 0) time = v;
   }
   r->ci = keep;
-  if (at[0]) push_int(L, time);
+  if (at[0]) lcms_push_result_int(L, time);
   else lua_pushboolean(L, 1);
   return after;
 }
@@ -490,7 +432,7 @@ static int read_list(rd *r, const part *p, int dst, int is_success, int outcomes
               if (i == (size_t)-1) return -1;
             } else {
               i = push_value(r, i);
-              if (fix_ints(L)) return -1;
+              if (lcms_result_ints(L)) return -1;
             }
           } else if (s[i] == '"') {
             j = str_end(r, i, &esc);
@@ -551,7 +493,7 @@ static int collect(lua_State *L, int ans, const char *key, int dst, int is_succe
     while (lua_next(L, entry)) {
       if (lua_type(L, -2) != LUA_TSTRING) return -1;
       if (is_success) {
-        if (fix_ints(L)) return -1;
+        if (lcms_result_ints(L)) return -1;
       } else if (lua_type(L, -1) != LUA_TSTRING) {
         if (lcms_json_encode(L, -1)) return -1;
         lua_replace(L, -2);
@@ -564,11 +506,6 @@ static int collect(lua_State *L, int ans, const char *key, int dst, int is_succe
   }
   lua_pop(L, 1);
   return 0;
-}
-
-static int fail_response(lua_State *L, const char *msg, const char *rid, const char *ep) {
-  lcms_errinfo ei = {"response", 0, msg, NULL, 1, 1, rid, ep};
-  return lcms_push_error(L, &ei);
 }
 
 int lcms_answer_read(lua_State *L, const char *body, size_t len, int msgids,
@@ -588,14 +525,14 @@ int lcms_answer_read(lua_State *L, const char *body, size_t len, int msgids,
   if (msgids) msgids = lua_absindex(L, msgids);
   if (cms_json_scan(body, len, 0, &sc)) {
     if (memchr(body, 0, len)) /* lua-cjson stopped there, so it gets its own word */
-      return fail_response(L, "the answer holds a NUL byte (JSON text never does)", request_id,
+      return lcms_response_error(L, "the answer holds a NUL byte (JSON text never does)", request_id,
                            endpoint);
-    return fail_response(L, "the answer is not a JSON object", request_id, endpoint);
+    return lcms_response_error(L, "the answer is not a JSON object", request_id, endpoint);
   }
   if (sc.top != CMS_JSON_OBJECT && sc.top != CMS_JSON_ARRAY)
-    return fail_response(L, "the answer is not a JSON object", request_id, endpoint);
+    return lcms_response_error(L, "the answer is not a JSON object", request_id, endpoint);
   if (sc.top == CMS_JSON_ARRAY)
-    return fail_response(L, "the answer has no numeric code", request_id, endpoint);
+    return lcms_response_error(L, "the answer has no numeric code", request_id, endpoint);
   r.L = L;
   r.s = (const unsigned char *)body;
   r.n = len;
@@ -629,12 +566,12 @@ int lcms_answer_read(lua_State *L, const char *body, size_t len, int msgids,
   if (api_code) *api_code = 0;
   luaL_checkstack(L, 24, "commsease: no room on the Lua stack to parse an answer");
   /* code: a number or a numeric string */
-  if (!parts[P_CODE].at) return fail_response(L, "the answer has no numeric code", request_id,
+  if (!parts[P_CODE].at) return lcms_response_error(L, "the answer has no numeric code", request_id,
                                               endpoint);
   push_part(&r, &parts[P_CODE]);
-  if (to_int(L, -1, &code)) {
+  if (lcms_result_int(L, -1, &code)) {
     lua_settop(L, top);
-    return fail_response(L, "the answer has no numeric code", request_id, endpoint);
+    return lcms_response_error(L, "the answer has no numeric code", request_id, endpoint);
   }
   lua_pop(L, 1);
   if (api_code) *api_code = code;
@@ -691,7 +628,7 @@ int lcms_answer_read(lua_State *L, const char *body, size_t len, int msgids,
         if (collect(L, top + 1, k == P_SUCCESS ? "success" : "fail", lua_gettop(L),
                     k == P_SUCCESS)) {
           lua_settop(L, top);
-          return fail_response(L, k == P_SUCCESS ? "the answer's success list is malformed"
+          return lcms_response_error(L, k == P_SUCCESS ? "the answer's success list is malformed"
                                                  : "the answer's fail list is malformed",
                                request_id, endpoint);
         }

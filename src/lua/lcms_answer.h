@@ -22,4 +22,15 @@ int lcms_answer_read(lua_State *L, const char *body, size_t len, int msgids,
                      const char *request_id, const char *endpoint, long long *api_code,
                      unsigned flags);
 
+/* shared by the reader and lcms_parse.c (defined there): the integer of a
+ * number or numeric string at idx (0, or -1 if it is not one); push an
+ * integer of a result (a Lua integer, or on double-only runtimes a number up
+ * to 2^53 and the exact decimal string beyond); make time, roomId and type of
+ * the message object on top integers (-1 if one is not); push nil, err of
+ * kind "response" and return 2 */
+int lcms_result_int(lua_State *L, int idx, long long *out);
+void lcms_push_result_int(lua_State *L, long long v);
+int lcms_result_ints(lua_State *L);
+int lcms_response_error(lua_State *L, const char *msg, const char *rid, const char *ep);
+
 #endif

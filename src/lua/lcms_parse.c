@@ -9,7 +9,7 @@
 
 
 /* the integer value of a number or numeric string at idx */
-static int to_int(lua_State *L, int idx, long long *out) {
+int lcms_result_int(lua_State *L, int idx, long long *out) {
   if (lua_type(L, idx) == LUA_TNUMBER) {
     if (lua_isinteger(L, idx)) {
       *out = (long long)lua_tointeger(L, idx);
@@ -32,7 +32,7 @@ static int to_int(lua_State *L, int idx, long long *out) {
 /* an integer of a result: a Lua integer where the runtime has 64-bit
  * integers; where it has only doubles (5.1, 5.2, LuaJIT), a number up to 2^53
  * and beyond it the exact decimal string (a double would change it) */
-static void push_int(lua_State *L, long long v) {
+void lcms_push_result_int(lua_State *L, long long v) {
 #if LUA_VERSION_NUM >= 503
   if (sizeof(lua_Integer) >= sizeof(long long)) {
     lua_pushinteger(L, (lua_Integer)v);
@@ -48,7 +48,7 @@ static void push_int(lua_State *L, long long v) {
   }
 }
 
-static int fail_response(lua_State *L, const char *msg, const char *rid, const char *ep) {
+int lcms_response_error(lua_State *L, const char *msg, const char *rid, const char *ep) {
   lcms_errinfo ei = {"response", 0, msg, NULL, 1, 1, rid, ep};
   return lcms_push_error(L, &ei);
 }
@@ -56,7 +56,7 @@ static int fail_response(lua_State *L, const char *msg, const char *rid, const c
 /* a message object on top: time, roomId and type become integers (the
  * service sometimes sends numeric strings); -1 if it is not an object or one
  * of them is not an integer */
-static int normalize_msg(lua_State *L) {
+int lcms_result_ints(lua_State *L) {
   static const char *const ints[] = {"time", "roomId", "type", NULL};
   int k;
   if (lua_type(L, -1) != LUA_TTABLE) return -1;
@@ -64,8 +64,8 @@ static int normalize_msg(lua_State *L) {
     long long v;
     lua_getfield(L, -1, ints[k]);
     if (!lua_isnil(L, -1)) {
-      if (to_int(L, -1, &v)) return -1;
-      push_int(L, v);
+      if (lcms_result_int(L, -1, &v)) return -1;
+      lcms_push_result_int(L, v);
       lua_setfield(L, -3, ints[k]);
     }
     lua_pop(L, 1);
@@ -126,21 +126,21 @@ static int parse_head(lua_State *L, long status, const char *body, size_t len,
       break;
     case -2:
       lua_settop(L, top);
-      return fail_response(L, "the answer holds a NUL byte (JSON text never does)", request_id,
+      return lcms_response_error(L, "the answer holds a NUL byte (JSON text never does)", request_id,
                            endpoint);
     default:
       lua_settop(L, top);
-      return fail_response(L, "the answer is not a JSON object", request_id, endpoint);
+      return lcms_response_error(L, "the answer is not a JSON object", request_id, endpoint);
   }
   if (lua_type(L, -1) != LUA_TTABLE) {
     lua_settop(L, top);
-    return fail_response(L, "the answer is not a JSON object", request_id, endpoint);
+    return lcms_response_error(L, "the answer is not a JSON object", request_id, endpoint);
   }
   ans = lua_gettop(L);
   lua_getfield(L, ans, "code");
-  if (to_int(L, -1, &code)) {
+  if (lcms_result_int(L, -1, &code)) {
     lua_settop(L, top);
-    return fail_response(L, "the answer has no numeric code", request_id, endpoint);
+    return lcms_response_error(L, "the answer has no numeric code", request_id, endpoint);
   }
   lua_pop(L, 1);
   if (api_code) *api_code = code;
@@ -208,9 +208,9 @@ int lcms_parse_answer_shape(lua_State *L, int shape, long status, const char *bo
   if ((nret = parse_head(L, status, body, len, request_id, endpoint, api_code))) return nret;
   if (shape == LCMS_ANSWER_SINGLE) {
     lua_getfield(L, -1, "desc");
-    if (normalize_msg(L)) {
+    if (lcms_result_ints(L)) {
       lua_settop(L, top);
-      return fail_response(L, "the answer's desc is not a message object", request_id, endpoint);
+      return lcms_response_error(L, "the answer's desc is not a message object", request_id, endpoint);
     }
     lua_replace(L, top + 1);
     lua_settop(L, top + 1);
@@ -237,6 +237,6 @@ int lcms_parse(lua_State *L) {
   long status = check_status(L, 1);
   const char *body = luaL_checklstring(L, 2, &len);
   if (len > CMS_MAX_ANSWER)
-    return fail_response(L, "the answer is over 1 MiB", NULL, NULL);
+    return lcms_response_error(L, "the answer is over 1 MiB", NULL, NULL);
   return lcms_parse_answer(L, status, body, len, 0, NULL, NULL, NULL);
 }
