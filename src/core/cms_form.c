@@ -88,6 +88,47 @@ int cms_form_json_string(cms_buf *b, const char *s, size_t n) {
   return 0;
 }
 
+long cms_form_json_strings(cms_buf *b, const cms_str *v, size_t n,
+                           const unsigned char allowed[256], size_t max) {
+  size_t i, j;
+  char *o = NULL;
+  if (b) {
+    /* one reservation for the whole list, with cms_form_json_string's margin;
+     * a string over max is refused before anything of it is written */
+    size_t need = 16;
+    for (i = 0; i < n; i++) {
+      size_t len = v[i].n < max ? v[i].n : max;
+      if (len > ((size_t)-1 - 19 - need) / 18) return -1;
+      need += 18 * len + 19;
+    }
+    if (!(o = room(b, need))) return -1;
+  }
+  for (i = 0; i < n; i++) {
+    const unsigned char *p = (const unsigned char *)v[i].s;
+    unsigned char ok = 1;
+    if (v[i].n - 1 >= max) return (long)i + 1; /* 0 wraps round */
+    if (!o) {
+      for (j = 0; j < v[i].n; j++) ok &= allowed[p[j]];
+      if (!ok) return (long)i + 1;
+      continue;
+    }
+    if (i) *o++ = '%', *o++ = '2', *o++ = 'C'; /* , */
+    *o++ = '%', *o++ = '2', *o++ = '2';
+    for (j = 0; j < v[i].n; j++) {
+      ok &= allowed[p[j]];
+      memcpy(o, jtab[p[j]], 8);
+      o += jlen[p[j]];
+    }
+    if (!ok) return (long)i + 1;
+    *o++ = '%', *o++ = '2', *o++ = '2';
+  }
+  if (o) {
+    b->len = (size_t)(o - b->data);
+    b->data[b->len] = '\0';
+  }
+  return 0;
+}
+
 int cms_form_int(cms_buf *b, long long v) {
   char tmp[24], *e = tmp + sizeof tmp, *p = e;
   unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;

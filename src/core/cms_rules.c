@@ -227,7 +227,7 @@ static int check_text(const cms_rule *r, const char *path, const char *s, size_t
 }
 
 /* 1 for the bytes an accid may hold */
-static const unsigned char accid_chars[256] = {
+const unsigned char cms_accid_chars[256] = {
   ['_'] = 1, ['@'] = 1, ['.'] = 1, ['-'] = 1, CMS_ALNUM_BYTES
 };
 
@@ -235,7 +235,7 @@ int cms_accid_valid(const char *s, size_t n) {
   size_t i;
   if (n == 0 || n > CMS_ACCID_MAX) return 0;
   for (i = 0; i < n; i++)
-    if (!accid_chars[(unsigned char)s[i]]) return 0;
+    if (!cms_accid_chars[(unsigned char)s[i]]) return 0;
   return 1;
 }
 
@@ -247,7 +247,7 @@ int cms_check_accid(const char *path, const char *s, size_t n, cms_verr *e) {
     return cms_verr_set(e, path, "%s is %zu characters long; an accid has at most %d", path,
                         n, CMS_ACCID_MAX);
   for (i = 0; i < n; i++) {
-    if (!accid_chars[(unsigned char)s[i]])
+    if (!cms_accid_chars[(unsigned char)s[i]])
       return cms_verr_set(e, path,
                           "%s has a character that an accid may not hold (byte %zu); "
                           "allowed: letters, digits, _ @ . -", path, i + 1);

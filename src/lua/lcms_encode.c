@@ -354,65 +354,84 @@ static int encode_msglist(enc *x, const cms_rule *r, int ids) {
   return 0;
 }
 
-/* toAccids[i], at idx: checked, then written (after a comma unless first) */
-static int put_accid(enc *x, int i, int idx) {
-  lua_State *L = x->L;
-  size_t len;
-  const char *s;
+/* the key at idx is the integer i; on 5.1 and LuaJIT every number is a
+ * double (exact here: i <= CMS_ACCIDS_MAX), from 5.3 on a table's whole-float
+ * key comes back as an integer */
+static int key_is(lua_State *L, int idx, lua_Integer i) {
+#if LUA_VERSION_NUM >= 503
+  return lua_isinteger(L, idx) && lua_tointeger(L, idx) == i;
+#else
+  return lua_type(L, idx) == LUA_TNUMBER && lua_tonumber(L, idx) == (lua_Number)i;
+#endif
+}
+
+/* the first bad accid of v[0..n) (1-based), if any, as a validation error */
+static int bad_accid(enc *x, const cms_str *v, long bad) {
   char path[32];
+  snprintf(path, sizeof path, "toAccids[%ld]", bad);
+  return cms_check_accid(path, v[bad - 1].s, v[bad - 1].n, x->e);
+}
+
+/* toAccids[i] (1-based) at idx, a string, into v[i - 1]; the strings stay
+ * anchored by the list, which no Lua code runs to change.  A non-string is
+ * reported after the accids before it are checked, so that the first bad
+ * entry is the one named. */
+static int take_accid(enc *x, cms_str *v, int i, int idx) {
+  lua_State *L = x->L;
   if (lua_type(L, idx) != LUA_TSTRING) {
+    char path[32];
+    long bad = cms_form_json_strings(NULL, v, (size_t)i - 1, cms_accid_chars, CMS_ACCID_MAX);
+    if (bad > 0) return bad_accid(x, v, bad);
     snprintf(path, sizeof path, "toAccids[%d]", i);
     return cms_verr_set(x->e, path, "%s must be a string (an accid), not a %s", path,
                         luaL_typename(L, idx));
   }
-  s = lua_tolstring(L, idx, &len);
-  if (!cms_accid_valid(s, len)) {
-    snprintf(path, sizeof path, "toAccids[%d]", i);
-    return cms_check_accid(path, s, len, x->e);
-  }
-  if (i > 1) cms_form_put(x->form, CMS_P_COMMA);
-  return cms_form_json_string(x->form, s, len);
+  v[i - 1].s = lua_tolstring(L, idx, &v[i - 1].n);
+  return 0;
 }
 
-/* toAccids at the top: written into the form.  The usual list is walked once
- * with lua_next (array order); a list whose keys come out of order takes the
- * exact path (sequence check, then 1..n). */
+/* toAccids at the top: checked, then written into the form.  The usual list
+ * is walked once with lua_next (array order); a list whose keys come out of
+ * order takes the exact path (sequence check, then 1..n). */
 static int encode_accids(enc *x, const cms_rule *r) {
   lua_State *L = x->L;
   int list = lua_gettop(L), i = 0, in_order = 1;
-  size_t n, start;
+  size_t n;
+  long bad;
+  cms_str v[CMS_ACCIDS_MAX];
   if (lua_type(L, list) != LUA_TTABLE)
     return cms_verr_set(x->e, r->name, "toAccids must be a list of accids, not a %s",
                         luaL_typename(L, list));
-  cms_form_key(x->form, r->name);
-  cms_form_put(x->form, CMS_P_LBRACKET);
-  start = x->form ? x->form->len : 0;
   lua_pushnil(L);
   while (lua_next(L, list)) {
-    if (!lua_isinteger(L, -2) || lua_tointeger(L, -2) != i + 1 || i >= (int)r->max_items) {
+    if (i >= CMS_ACCIDS_MAX || !key_is(L, -2, i + 1)) {
       lua_pop(L, 2);
       in_order = 0;
       break;
     }
     i++;
-    if (put_accid(x, i, list + 2)) return -1;
+    if (take_accid(x, v, i, list + 2)) return -1;
     lua_pop(L, 1);
   }
   if (in_order) {
     n = (size_t)i;
   } else {
-    if (x->form) x->form->len = start;
     if (seq_len(L, list, &n))
       return cms_verr_set(x->e, r->name, "toAccids must be a list (keys 1..n, no holes)");
     if (cms_check_count(r, n, x->e)) return -1;
     for (i = 1; i <= (int)n; i++) {
       lua_rawgeti(L, list, i);
-      if (put_accid(x, i, list + 1)) return -1;
+      if (take_accid(x, v, i, list + 1)) return -1;
       lua_pop(L, 1);
     }
   }
   if (cms_check_count(r, n, x->e)) return -1;
-  if (cms_form_put(x->form, CMS_P_RBRACKET)) return oom(x, r->name);
+  if (cms_form_key(x->form, r->name) || cms_form_put(x->form, CMS_P_LBRACKET))
+    return oom(x, r->name);
+  /* checked as written: a bad accid is named by cms_check_accid's message */
+  bad = cms_form_json_strings(x->form, v, n, cms_accid_chars, CMS_ACCID_MAX);
+  if (bad > 0) return bad_accid(x, v, bad);
+  if (bad < 0 || cms_form_put(x->form, CMS_P_RBRACKET)) return oom(x, r->name);
   return 0;
 }
 
