@@ -37,6 +37,7 @@ typedef struct lcms_client {
   cms_rate_local local_rate;   /* the client's own budget (no store) */
   cms_rate *rate;              /* pacing and the 416 penalty, for every call */
   cms_rand rand;               /* Nonces, RequestIds, jitter */
+  cms_sha1 sha1;               /* the CheckSum's kept SHA1 context */
   lcms_pool *pool;             /* send_all/fanout's multi handle and slots; on first use */
   int running;                 /* inside send_all/fanout (on_progress may call back) */
   cms_stats stats;             /* client:stats(): counts only, nothing secret */

@@ -272,6 +272,8 @@ static void release(lcms_client *c) {
   c->easy = NULL;
   curl_slist_free_all(c->headers);
   c->headers = NULL;
+  cms_sha1_free(&c->sha1);
+  cms_rand_free(&c->rand);
   if (c->secret) {
     OPENSSL_cleanse(c->secret, c->secret_len);
     free(c->secret);

@@ -193,7 +193,7 @@ static int l_checksum(lua_State *L) {
   const char *nonce = luaL_checkstring(L, 2);
   const char *curtime = luaL_checkstring(L, 3);
   char out[41];
-  if (cms_checksum(secret, n, nonce, curtime, out))
+  if (cms_checksum(NULL, secret, n, nonce, curtime, out))
     return luaL_error(L, "commsease.checksum: libcrypto failed");
   lua_pushstring(L, out);
   return 1;

@@ -10,7 +10,7 @@
 int lcms_sign(lcms_client *c, lcms_sig *s) {
   if (cms_rand_hex32(&c->rand, s->nonce)) return -1;
   snprintf(s->curtime, sizeof s->curtime, "%lld", (long long)time(NULL));
-  return cms_checksum(c->secret, c->secret_len, s->nonce, s->curtime, s->checksum);
+  return cms_checksum(&c->sha1, c->secret, c->secret_len, s->nonce, s->curtime, s->checksum);
 }
 
 /* overwrites the value after "Name: " in a header line of the same length */
