@@ -38,7 +38,8 @@ typedef enum cms_piece {
 } cms_piece;
 
 typedef struct cms_form_piece {
-  const char *json, *pct;
+  const char *json;
+  char pct[32];   /* NUL-padded, so that a put copies a fixed 32 bytes */
   size_t pct_len;
 } cms_form_piece;
 

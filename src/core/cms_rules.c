@@ -356,6 +356,8 @@ int cms_check_unique_msgids(const cms_msg_view *msgs, int n, cms_verr *e) {
   for (i = 1; i < n; i++)
     for (j = 0; j < i; j++)
       if (msgs[i].msgId_len == msgs[j].msgId_len &&
+          (!msgs[i].msgId_len || /* the last byte first: ids often share a prefix */
+           msgs[i].msgId[msgs[i].msgId_len - 1] == msgs[j].msgId[msgs[i].msgId_len - 1]) &&
           memcmp(msgs[i].msgId, msgs[j].msgId, msgs[i].msgId_len) == 0) {
         char path[64];
         snprintf(path, sizeof path, "msgList[%d].msgId", i + 1);

@@ -244,19 +244,23 @@ static int client_prepare(lua_State *L) {
   if (lcms_encode(L, 2, &c->form, &e)) return lcms_push_invalid(L, &e);
   if (cms_rand_hex32(&c->rand, rid) || lcms_sign(c, &s))
     return lcms_push_local_error(L, "could not sign the request (libcrypto failure)", NULL);
-  lua_createtable(L, 0, 6);
-  lua_pushliteral(L, "POST");
-  lua_setfield(L, -2, "method");
-  lua_pushstring(L, c->urls[0]);
-  lua_setfield(L, -2, "url");
-  lcms_push_headers(L, c, &s, rid);
-  lua_setfield(L, -2, "headers");
-  lua_pushlstring(L, c->form.data ? c->form.data : "", c->form.len);
-  lua_setfield(L, -2, "body");
-  lua_pushvalue(L, 3);
-  lua_setfield(L, -2, "msgIds");
-  lua_pushstring(L, rid);
-  lua_setfield(L, -2, "request_id");
+  {
+    int keys = lua_upvalueindex(1), t;
+    lua_createtable(L, 0, 6);
+    t = lua_gettop(L);
+    lua_rawgeti(L, keys, LCMS_K_POST);
+    lcms_set(L, keys, t, LCMS_K_METHOD);
+    lua_pushstring(L, c->urls[0]);
+    lcms_set(L, keys, t, LCMS_K_URL);
+    lcms_push_headers(L, keys, c, &s, rid);
+    lcms_set(L, keys, t, LCMS_K_HEADERS);
+    lua_pushlstring(L, c->form.data ? c->form.data : "", c->form.len);
+    lcms_set(L, keys, t, LCMS_K_BODY);
+    lua_pushvalue(L, 3);
+    lcms_set(L, keys, t, LCMS_K_MSGIDS);
+    lua_pushlstring(L, rid, CMS_NONCE_LEN);
+    lcms_set(L, keys, t, LCMS_K_REQUEST_ID);
+  }
   return 1;
 }
 
@@ -372,7 +376,10 @@ void lcms_open_client(lua_State *L) {
   lua_setfield(L, -2, "__tostring");
   lua_pushliteral(L, "commsease: a client's metatable is private");
   lua_setfield(L, -2, "__metatable");
-  luaL_newlib(L, methods);
+  /* every method has the list of field names (lcms_push_keys) as upvalue 1 */
+  luaL_newlibtable(L, methods);
+  lcms_push_keys(L);
+  luaL_setfuncs(L, methods, 1);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
   lcms_open_report(L);

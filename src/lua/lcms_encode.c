@@ -101,13 +101,29 @@ static int collect_fields(enc *x, int t, const cms_rule *rules, int index, int b
 }
 
 
-/* a proper sequence 1..n with no other keys */
+/* the key at idx is the integer i; on 5.1 and LuaJIT every number is a
+ * double (exact: i is far below 2^53), from 5.3 on a table's whole-float key
+ * comes back as an integer */
+static int key_is(lua_State *L, int idx, lua_Integer i) {
+#if LUA_VERSION_NUM >= 503
+  return lua_isinteger(L, idx) && lua_tointeger(L, idx) == i;
+#else
+  return lua_type(L, idx) == LUA_TNUMBER && lua_tonumber(L, idx) == (lua_Number)i;
+#endif
+}
+
+/* a proper sequence 1..n with no other keys; the usual list comes out of
+ * lua_next in order, 1 to n, which is checked first */
 static int seq_len(lua_State *L, int t, size_t *n) {
   size_t len = (size_t)lua_rawlen(L, t), count = 0;
   lua_pushnil(L);
   while (lua_next(L, t)) {
     long long k;
     lua_pop(L, 1);
+    if (key_is(L, -1, (lua_Integer)count + 1) && count < len) {
+      count++;
+      continue;
+    }
     if (get_integer(L, -1, &k) || k < 1 || (size_t)k > len) {
       lua_pop(L, 1);
       return -1;
@@ -196,10 +212,10 @@ static int json_value(enc *x, fpath p, unsigned max_chars, int want_object, int 
 static int encode_msg(enc *x, int m, int i, int ids, cms_msg_view *v) {
   lua_State *L = x->L;
   const cms_msgtype *t = NULL;
-  int top = lua_gettop(L), rc;
+  int top = lua_gettop(L), rc, f, ty;
   long long n;
   fpath p = {i, NULL};
-#define AT(f) (p.field = (f), p)
+#define AT(name) (p.field = (name), p)
   if (lua_type(L, m) != LUA_TTABLE) {
     char where[32];
     snprintf(where, sizeof where, "msgList[%d]", i);
@@ -209,47 +225,45 @@ static int encode_msg(enc *x, int m, int i, int ids, cms_msg_view *v) {
   lua_settop(L, top + CMS_MF_COUNT); /* top+1..top+6: the fields, nil when absent */
   if (collect_fields(x, m, cms_msg_rules, i, top + 1)) return -1;
   memset(v, 0, sizeof *v);
-  /* top+7: msgId, the caller's or a fresh UUID */
-  lua_pushvalue(L, top + 1 + CMS_MF_MSGID);
-  if (lua_isnil(L, -1)) {
+  /* each field is read where collect_fields put it; a text made from a table
+   * (attach, ext) is pushed above them and stays there while it is in use */
+  f = top + 1 + CMS_MF_MSGID; /* the caller's msgId, or a fresh UUID */
+  if ((ty = lua_type(L, f)) == LUA_TNIL) {
     char u[37];
-    lua_pop(L, 1);
     if (cms_uuid4(u)) FAIL(x, AT("msgId"), "%s: no random bytes for a msgId", path_);
-    lua_pushstring(L, u);
-  } else if (lua_type(L, -1) != LUA_TSTRING) {
-    FAIL(x, AT("msgId"), "%s must be a string, not a %s", path_, luaL_typename(L, -1));
+    lua_pushlstring(L, u, 36);
+    lua_replace(L, f);
+  } else if (ty != LUA_TSTRING) {
+    FAIL(x, AT("msgId"), "%s must be a string, not a %s", path_, lua_typename(L, ty));
   }
-  v->msgId = lua_tolstring(L, top + 7, &v->msgId_len);
-  lua_pushvalue(L, top + 7);
+  v->msgId = lua_tolstring(L, f, &v->msgId_len);
+  lua_pushvalue(L, f);
   lua_rawseti(L, ids, i);
-  /* msgType: an integer or a name */
-  lua_pushvalue(L, top + 1 + CMS_MF_MSGTYPE);
-  if (lua_type(L, -1) == LUA_TSTRING) {
+  f = top + 1 + CMS_MF_MSGTYPE; /* an integer or a name */
+  if ((ty = lua_type(L, f)) == LUA_TSTRING) {
     size_t len;
-    const char *name = lua_tolstring(L, -1, &len);
+    const char *name = lua_tolstring(L, f, &len);
     t = cms_msgtype_by_name(name, len);
     if (!t)
       FAIL(x, AT("msgType"), "%s is \"%.32s\"; allowed: %s", path_, name,
            cms_msg_rules[CMS_MF_MSGTYPE].doc);
     v->has_msgType = 1;
     v->msgType = t->code;
-  } else if ((rc = get_integer(L, -1, &n)) == 0) {
+  } else if (ty != LUA_TNIL) {
+    if ((rc = get_integer(L, f, &n)) == -2) IMPRECISE(x, AT("msgType"), f);
+    if (rc)
+      FAIL(x, AT("msgType"), "%s must be an integer or a type name, not a %s", path_,
+           lua_typename(L, ty));
     v->has_msgType = 1;
     v->msgType = n;
     t = cms_msgtype_by_code(n);
-  } else if (rc == -2) {
-    IMPRECISE(x, AT("msgType"), -1);
-  } else if (!lua_isnil(L, -1)) {
-    FAIL(x, AT("msgType"), "%s must be an integer or a type name, not a %s", path_,
-         luaL_typename(L, -1));
   }
-  lua_pop(L, 1);
-  /* top+8: attach, as text; JSON types are checked against their schema */
-  lua_pushvalue(L, top + 1 + CMS_MF_ATTACH);
-  if (!lua_isnil(L, -1) && t) {
+  f = top + 1 + CMS_MF_ATTACH; /* as text; JSON types are checked against their schema */
+  if (t && (ty = lua_type(L, f)) != LUA_TNIL) {
     if (t->attach_json) {
       /* the values only where a schema checks them (custom has none) */
       int schema = t->fields != NULL;
+      lua_pushvalue(L, f);
       if (json_value(x, AT("attach"), cms_msg_rules[CMS_MF_ATTACH].max_chars, t->attach_object,
                      schema))
         return -1;
@@ -260,43 +274,40 @@ static int encode_msg(enc *x, int m, int i, int ids, cms_msg_view *v) {
         if (cms_check_attach_fields(t, i, tget, &r, x->e)) return -1;
         lua_remove(L, -2);
       }
-    } else if (lua_type(L, -1) != LUA_TSTRING) {
+      v->attach = lua_tolstring(L, -1, &v->attach_len);
+    } else if (ty != LUA_TSTRING) {
       FAIL(x, AT("attach"), "%s must be a string for a %s message, not a %s", path_, t->name,
-           luaL_typename(L, -1));
+           lua_typename(L, ty));
+    } else {
+      v->attach = lua_tolstring(L, f, &v->attach_len);
     }
-    v->attach = lua_tolstring(L, top + 8, &v->attach_len);
   }
-  /* top+9: ext, JSON text or a table */
-  lua_pushvalue(L, top + 1 + CMS_MF_EXT);
-  if (!lua_isnil(L, -1)) {
+  f = top + 1 + CMS_MF_EXT; /* JSON text or a table */
+  if (lua_type(L, f) != LUA_TNIL) {
+    lua_pushvalue(L, f);
     if (json_value(x, AT("ext"), cms_msg_rules[CMS_MF_EXT].max_chars, 0, 0)) return -1;
-    v->ext = lua_tolstring(L, top + 9, &v->ext_len);
+    v->ext = lua_tolstring(L, -1, &v->ext_len);
   }
-  /* subType */
-  lua_pushvalue(L, top + 1 + CMS_MF_SUBTYPE);
-  if (!lua_isnil(L, -1)) {
-    if ((rc = get_integer(L, -1, &n)) == -2) IMPRECISE(x, AT("subType"), -1);
+  f = top + 1 + CMS_MF_SUBTYPE;
+  if (lua_type(L, f) != LUA_TNIL) {
+    if ((rc = get_integer(L, f, &n)) == -2) IMPRECISE(x, AT("subType"), f);
     if (rc)
-      FAIL(x, AT("subType"), "%s must be an integer > 0, not a %s", path_, luaL_typename(L, -1));
+      FAIL(x, AT("subType"), "%s must be an integer > 0, not a %s", path_, luaL_typename(L, f));
     v->has_subType = 1;
     v->subType = n;
   }
-  lua_pop(L, 1);
-  /* resendFlag: 0/1 or a boolean */
-  lua_pushvalue(L, top + 1 + CMS_MF_RESENDFLAG);
-  if (lua_isboolean(L, -1)) {
+  f = top + 1 + CMS_MF_RESENDFLAG; /* 0/1 or a boolean */
+  if ((ty = lua_type(L, f)) == LUA_TBOOLEAN) {
     v->has_resendFlag = 1;
-    v->resendFlag = lua_toboolean(L, -1);
-  } else if ((rc = get_integer(L, -1, &n)) == 0) {
+    v->resendFlag = lua_toboolean(L, f);
+  } else if (ty != LUA_TNIL) {
+    if ((rc = get_integer(L, f, &n)) == -2) IMPRECISE(x, AT("resendFlag"), f);
+    if (rc)
+      FAIL(x, AT("resendFlag"), "%s must be 0, 1 or a boolean, not a %s", path_,
+           lua_typename(L, ty));
     v->has_resendFlag = 1;
     v->resendFlag = n;
-  } else if (rc == -2) {
-    IMPRECISE(x, AT("resendFlag"), -1);
-  } else if (!lua_isnil(L, -1)) {
-    FAIL(x, AT("resendFlag"), "%s must be 0, 1 or a boolean, not a %s", path_,
-         luaL_typename(L, -1));
   }
-  lua_pop(L, 1);
 #undef AT
   if (cms_check_msg(v, i, x->e)) return -1;
   /* {"msgId":...,"msgType":N,"attach":...[,"ext":...][,"subType":N][,"resendFlag":N]} */
@@ -354,17 +365,6 @@ static int encode_msglist(enc *x, const cms_rule *r, int ids) {
   return 0;
 }
 
-/* the key at idx is the integer i; on 5.1 and LuaJIT every number is a
- * double (exact here: i <= CMS_ACCIDS_MAX), from 5.3 on a table's whole-float
- * key comes back as an integer */
-static int key_is(lua_State *L, int idx, lua_Integer i) {
-#if LUA_VERSION_NUM >= 503
-  return lua_isinteger(L, idx) && lua_tointeger(L, idx) == i;
-#else
-  return lua_type(L, idx) == LUA_TNUMBER && lua_tonumber(L, idx) == (lua_Number)i;
-#endif
-}
-
 /* the first bad accid of v[0..n) (1-based), if any, as a validation error */
 static int bad_accid(enc *x, const cms_str *v, long bad) {
   char path[32];
@@ -391,8 +391,8 @@ static int take_accid(enc *x, cms_str *v, int i, int idx) {
 }
 
 /* toAccids at the top: checked, then written into the form.  The usual list
- * is walked once with lua_next (array order); a list whose keys come out of
- * order takes the exact path (sequence check, then 1..n). */
+ * is walked once with lua_next (array order); any other takes the exact path
+ * (sequence check, then 1..n). */
 static int encode_accids(enc *x, const cms_rule *r) {
   lua_State *L = x->L;
   int list = lua_gettop(L), i = 0, in_order = 1;
@@ -404,13 +404,15 @@ static int encode_accids(enc *x, const cms_rule *r) {
                         luaL_typename(L, list));
   lua_pushnil(L);
   while (lua_next(L, list)) {
-    if (i >= CMS_ACCIDS_MAX || !key_is(L, -2, i + 1)) {
+    /* anything unusual (a key out of order, a value that is not a string, one
+     * too many) takes the exact path, which says what is wrong */
+    if (i >= CMS_ACCIDS_MAX || !key_is(L, -2, i + 1) || lua_type(L, -1) != LUA_TSTRING) {
       lua_pop(L, 2);
       in_order = 0;
       break;
     }
+    v[i].s = lua_tolstring(L, -1, &v[i].n);
     i++;
-    if (take_accid(x, v, i, list + 2)) return -1;
     lua_pop(L, 1);
   }
   if (in_order) {
@@ -473,9 +475,9 @@ static int encode_param(enc *x, const cms_rule *r, int ids) {
     case CMS_K_INT:
     case CMS_K_POSINT:
       if ((rc = get_integer(L, -1, &n)) == 0) {
-        snprintf(num, sizeof num, "%lld", n);
+        size_t len = cms_buf_itoa(n, num);
         lua_pop(L, 1);
-        lua_pushstring(L, num);
+        lua_pushlstring(L, num, len);
       } else if (rc == -2) {
         IMPRECISE(x, p, -1);
       } else if (lua_type(L, -1) != LUA_TSTRING) {
@@ -489,9 +491,9 @@ static int encode_param(enc *x, const cms_rule *r, int ids) {
         lua_pop(L, 1);
         lua_pushstring(L, b ? "1" : "0");
       } else if ((rc = get_integer(L, -1, &n)) == 0) {
-        snprintf(num, sizeof num, "%lld", n);
+        size_t len = cms_buf_itoa(n, num);
         lua_pop(L, 1);
-        lua_pushstring(L, num);
+        lua_pushlstring(L, num, len);
       } else if (rc == -2) {
         IMPRECISE(x, p, -1);
       } else {
