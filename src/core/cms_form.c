@@ -18,10 +18,16 @@ static inline __attribute__((always_inline)) char *room(cms_buf *b, size_t n) {
 }
 
 int cms_form_key(cms_buf *b, const char *key) {
+  size_t n = strlen(key);
+  char *o;
   if (!b) return 0;
-  if (b->len && cms_buf_addc(b, '&')) return -1;
-  if (cms_buf_adds(b, key)) return -1;
-  return cms_buf_addc(b, '=');
+  if (!(o = room(b, n + 2))) return -1;
+  if (b->len) *o++ = '&';
+  memcpy(o, key, n);
+  o[n] = '=';
+  b->len = (size_t)(o + n + 1 - b->data);
+  b->data[b->len] = '\0';
+  return 0;
 }
 
 int cms_form_escape(cms_buf *b, const char *s, size_t n) {

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #define RULE(id, nm, kind, req, chars, lo, hi, lift, doc) \
-  [id] = {nm, kind, req, chars, lo, hi, doc, lift}
+  [id] = {nm, kind, req, chars, lo, hi, doc, lift, sizeof nm - 1}
 
 const cms_rule cms_param_rules[CMS_PR_COUNT + 1] = {
   RULE(CMS_PR_ROOMID, "roomid", CMS_K_ROOMID, 1, 0, 0, 0, 0,

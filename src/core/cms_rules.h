@@ -36,6 +36,7 @@ typedef struct cms_rule {
   unsigned min_items, max_items; /* lists only */
   const char *doc;       /* one line for messages and the README */
   unsigned char lifted;  /* messages: a typed builder (image{...}) takes it out of attach */
+  unsigned char name_len; /* strlen(name) */
 } cms_rule;
 
 /* The rule tables are indexed by these enums (cms_param_rules[CMS_PR_ENV]);

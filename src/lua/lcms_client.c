@@ -14,7 +14,11 @@
 #define DEFAULT_ENDPOINT "https://api.netease.im/nimserver"
 
 lcms_client *lcms_check_client(lua_State *L) {
-  lcms_client *c = luaL_checkudata(L, 1, LCMS_CLIENT_MT);
+  /* upvalue 2 of every method is the client metatable, compared directly;
+   * luaL_checkudata (which looks it up by name) raises the usual error */
+  lcms_client *c = lua_touserdata(L, 1);
+  if (c && lua_getmetatable(L, 1) && lua_rawequal(L, -1, lua_upvalueindex(2))) lua_pop(L, 1);
+  else c = luaL_checkudata(L, 1, LCMS_CLIENT_MT);
   if (!c->easy) luaL_error(L, "commsease: this client is closed");
   if (c->in_hook)
     luaL_error(L, "commsease: a client's own calls cannot be made from its on_attempt hook");
@@ -376,10 +380,12 @@ void lcms_open_client(lua_State *L) {
   lua_setfield(L, -2, "__tostring");
   lua_pushliteral(L, "commsease: a client's metatable is private");
   lua_setfield(L, -2, "__metatable");
-  /* every method has the list of field names (lcms_push_keys) as upvalue 1 */
+  /* every method has the list of field names (lcms_push_keys) as upvalue 1
+   * and the metatable as upvalue 2 (lcms_check_client) */
   luaL_newlibtable(L, methods);
   lcms_push_keys(L);
-  luaL_setfuncs(L, methods, 1);
+  lua_pushvalue(L, -3);
+  luaL_setfuncs(L, methods, 2);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
   lcms_open_report(L);

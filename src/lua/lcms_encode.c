@@ -63,6 +63,16 @@ static int get_integer(lua_State *L, int idx, long long *out) {
   }
 }
 
+/* get_integer for a value of known Lua type ty */
+static int typed_integer(lua_State *L, int idx, int ty, long long *out) {
+  if (ty != LUA_TNUMBER) return -1;
+  switch (lcms_number_to_integer(L, idx, out)) {
+    case LCMS_INT_OK: return 0;
+    case LCMS_INT_IMPRECISE: return -2;
+    default: return -1;
+  }
+}
+
 #define IMPRECISE(x, p, idx)                                                                 \
   FAIL(x, p, "%s is %.0f, a float of 2^53 or more: a double cannot hold every integer there "  \
        "(2^53 + 1 reads as 2^53), so it may not be the number you wrote; pass it as a string",  \
@@ -77,6 +87,7 @@ static int collect_fields(enc *x, int t, const cms_rule *rules, int index, int b
   lua_pushnil(L);
   while (lua_next(L, t)) {
     const char *k;
+    size_t klen;
     const cms_rule *r;
     if (lua_type(L, -2) != LUA_TSTRING) {
       char where[32];
@@ -85,9 +96,9 @@ static int collect_fields(enc *x, int t, const cms_rule *rules, int index, int b
       return cms_verr_set(x->e, where, "%s has a %s key; only named fields are allowed", where,
                           luaL_typename(L, -2));
     }
-    k = lua_tostring(L, -2);
+    k = lua_tolstring(L, -2, &klen);
     for (r = rules; r->name; r++)
-      if (r->name[0] == k[0] && strcmp(r->name, k) == 0) break;
+      if (r->name_len == klen && r->name[0] == k[0] && memcmp(r->name, k, klen) == 0) break;
     if (!r->name) {
       fpath p = {index, k};
       char path[160];
@@ -250,7 +261,7 @@ static int encode_msg(enc *x, int m, int i, int ids, cms_msg_view *v) {
     v->has_msgType = 1;
     v->msgType = t->code;
   } else if (ty != LUA_TNIL) {
-    if ((rc = get_integer(L, f, &n)) == -2) IMPRECISE(x, AT("msgType"), f);
+    if ((rc = typed_integer(L, f, ty, &n)) == -2) IMPRECISE(x, AT("msgType"), f);
     if (rc)
       FAIL(x, AT("msgType"), "%s must be an integer or a type name, not a %s", path_,
            lua_typename(L, ty));
@@ -301,7 +312,7 @@ static int encode_msg(enc *x, int m, int i, int ids, cms_msg_view *v) {
     v->has_resendFlag = 1;
     v->resendFlag = lua_toboolean(L, f);
   } else if (ty != LUA_TNIL) {
-    if ((rc = get_integer(L, f, &n)) == -2) IMPRECISE(x, AT("resendFlag"), f);
+    if ((rc = typed_integer(L, f, ty, &n)) == -2) IMPRECISE(x, AT("resendFlag"), f);
     if (rc)
       FAIL(x, AT("resendFlag"), "%s must be 0, 1 or a boolean, not a %s", path_,
            lua_typename(L, ty));
@@ -336,8 +347,7 @@ static int encode_msg(enc *x, int m, int i, int ids, cms_msg_view *v) {
     }
     if (cms_form_put(f, CMS_P_RBRACE)) return oom(x, "msgList");
   }
-  lua_settop(L, top);
-  return 0;
+  return 0; /* the caller drops the fields */
 }
 
 /* msgList at the top: written into the form */
@@ -463,10 +473,11 @@ static int check_antispam(enc *x, int t) {
 /* the value of rule r at the top -> into the form */
 static int encode_param(enc *x, const cms_rule *r, int ids) {
   lua_State *L = x->L;
-  const char *name = r->name;
+  const char *name = r->name, *s = NULL; /* the wire value: s, len */
   fpath p = {0, name};
   long long n;
   int rc;
+  size_t len = 0;
   char num[32];
   switch (r->kind) {
     case CMS_K_MSGLIST: return encode_msglist(x, r, ids);
@@ -475,9 +486,8 @@ static int encode_param(enc *x, const cms_rule *r, int ids) {
     case CMS_K_INT:
     case CMS_K_POSINT:
       if ((rc = get_integer(L, -1, &n)) == 0) {
-        size_t len = cms_buf_itoa(n, num);
-        lua_pop(L, 1);
-        lua_pushlstring(L, num, len);
+        len = cms_buf_itoa(n, num);
+        s = num;
       } else if (rc == -2) {
         IMPRECISE(x, p, -1);
       } else if (lua_type(L, -1) != LUA_TSTRING) {
@@ -487,13 +497,11 @@ static int encode_param(enc *x, const cms_rule *r, int ids) {
       break;
     case CMS_K_FLAG:
       if (lua_isboolean(L, -1)) {
-        int b = lua_toboolean(L, -1);
-        lua_pop(L, 1);
-        lua_pushstring(L, b ? "1" : "0");
+        s = lua_toboolean(L, -1) ? "1" : "0";
+        len = 1;
       } else if ((rc = get_integer(L, -1, &n)) == 0) {
-        size_t len = cms_buf_itoa(n, num);
-        lua_pop(L, 1);
-        lua_pushlstring(L, num, len);
+        len = cms_buf_itoa(n, num);
+        s = num;
       } else if (rc == -2) {
         IMPRECISE(x, p, -1);
       } else {
@@ -503,9 +511,8 @@ static int encode_param(enc *x, const cms_rule *r, int ids) {
     case CMS_K_BOOL:
       if (!lua_isboolean(L, -1))
         FAIL(x, p, "%s must be a boolean, not a %s", path_, luaL_typename(L, -1));
-      n = lua_toboolean(L, -1);
-      lua_pop(L, 1);
-      lua_pushstring(L, n ? "true" : "false");
+      s = lua_toboolean(L, -1) ? "true" : "false";
+      len = strlen(s);
       break;
     case CMS_K_JSON: {
       int special = r == &cms_param_rules[CMS_PR_ANTISPAMCUSTOM];
@@ -522,17 +529,14 @@ static int encode_param(enc *x, const cms_rule *r, int ids) {
         FAIL(x, p, "%s must be a string, not a %s", path_, luaL_typename(L, -1));
       break;
   }
-  {
-    size_t len;
-    const char *s = lua_tolstring(L, -1, &len);
-    if (cms_check_value(r, name, s, len, x->e)) return -1;
-    if (cms_form_key(x->form, name) || cms_form_escape(x->form, s, len)) return oom(x, name);
-  }
+  if (!s) s = lua_tolstring(L, -1, &len); /* a string (JSON text included) at the top */
+  if (cms_check_value(r, name, s, len, x->e)) return -1;
+  if (cms_form_key(x->form, name) || cms_form_escape(x->form, s, len)) return oom(x, name);
   return 0;
 }
 
 int lcms_encode_params(lua_State *L, int params, cms_buf *form, cms_verr *e) {
-  int top = lua_gettop(L), ids, nrules = 0;
+  int top = lua_gettop(L), ids, nrules = CMS_PR_COUNT;
   const cms_rule *r;
   enc x;
   luaL_checkstack(L, 48, "commsease: no room on the Lua stack to encode params");
@@ -541,7 +545,6 @@ int lcms_encode_params(lua_State *L, int params, cms_buf *form, cms_verr *e) {
   x.form = form;
   x.e = e;
   x.params = params;
-  while (cms_param_rules[nrules].name) nrules++;
   if (form) cms_buf_reset(form);
   if (lua_type(L, params) != LUA_TTABLE) {
     cms_verr_set(e, "params", "params must be a table, not a %s", luaL_typename(L, params));
@@ -549,20 +552,19 @@ int lcms_encode_params(lua_State *L, int params, cms_buf *form, cms_verr *e) {
   }
   lua_createtable(L, 10, 0);
   ids = lua_gettop(L);
-  for (r = cms_param_rules; r->name; r++) lua_pushnil(L);
+  lua_settop(L, ids + nrules); /* a nil slot for each rule */
   x.slots = ids + 1;
   if (collect_fields(&x, params, cms_param_rules, 0, ids + 1)) goto fail;
   for (r = cms_param_rules; r->name; r++) {
     int slot = ids + 1 + (int)(r - cms_param_rules);
-    lua_pushvalue(L, slot);
-    if (lua_isnil(L, -1)) {
-      lua_pop(L, 1);
+    if (lua_type(L, slot) == LUA_TNIL) {
       if (r->required) {
         cms_verr_set(e, r->name, "%s is missing; it is required: %s", r->name, r->doc);
         goto fail;
       }
       continue;
     }
+    lua_pushvalue(L, slot);
     if (encode_param(&x, r, ids)) goto fail;
     lua_settop(L, ids + nrules);
   }
