@@ -238,6 +238,117 @@ describe("client:stats", function()
     c:close()
   end)
 
+  -- client:plan's jobs are counted from what plan:done hands back, as send_all's
+  -- transfers are: a job's time runs from plan:next to plan:done
+  local function drive_plan(plan, answer) -- answer(job, n) -> status, body | nil, failure
+    local n = 0
+    while true do
+      local job, wait = plan:next()
+      if job then
+        n = n + 1
+        plan:done(job.id, answer(job, n))
+      elseif wait then
+        helpers.sleep(wait)
+      else
+        return plan:report()
+      end
+    end
+  end
+  local function over_http(job) return helpers.http(job.method, job.url, job.headers, job.body, job.timeout) end
+
+  it("counts plan jobs as fanout counts its calls: attempts, resends, pauses, codes, latency", function()
+    local params = {roomid = 7, fromAccid = "a", toAccids = {"b", "c"}, msgList = {commsease.text("x")}}
+    local faults = {{action = "status", status = 503}, {action = "code", code = 416, desc = "slow down"}}
+    local function counted(s)
+      local p = s.paths[BATCH]
+      return {calls = p.calls, attempts = p.attempts, latency = p.latency.count, resends = s.resends,
+              pauses = s.pauses, repeats = s.repeats, codes = s.codes, http = s.http,
+              transport = s.transport, hooks = s.hooks}
+    end
+    local hook = function() end
+    local a = helpers.client_for(emu, {rate_limit_penalty = 0.2, on_attempt = hook})
+    emu:faults(faults)
+    assert.equal(1, assert(a:fanout(params, {backoff = 0.01})).ok)
+    local want = counted(a:stats())
+    emu:reset()
+    local b = helpers.client_for(emu, {rate_limit_penalty = 0.2, on_attempt = hook})
+    emu:faults(faults)
+    local report = drive_plan(assert(b:plan(params, {backoff = 0.01})), over_http)
+    assert.equal(1, report.ok)
+    local got = counted(b:stats())
+    assert.same(want, got)
+    assert.equal(3, got.attempts) -- (what fanout's own spec above counts)
+    assert.equal(2, got.resends)
+    assert.equal(1, got.pauses)
+    assert.equal(3, got.hooks.calls)
+    local l = b:stats().paths[BATCH].latency
+    assert.is_true(l.max >= 0.2 and l.max < 5, "the call's latency spans the 416 penalty: " .. l.max)
+    a:close()
+    b:close()
+  end)
+
+  it("counts the transport failures a plan's driver reports, by kind, and shows them to on_attempt", function()
+    local seen = {}
+    local c = helpers.client_for(emu, {on_attempt = function(a) seen[#seen + 1] = a end})
+    local script = {
+      {nil, {sent = false, message = "connection refused", code = 7}},
+      {nil, {sent = true, message = "timeout", code = 28}},
+      {nil, {sent = true, message = "connection reset by peer"}},
+    }
+    local report = drive_plan(assert(c:plan(text_params("pt"), {retries = 5, backoff = 0.01})),
+      function(job, n)
+        if script[n] then return script[n][1], script[n][2] end
+        return over_http(job)
+      end)
+    assert.equal(1, report.ok, report.results[1].err and tostring(report.results[1].err))
+    local s = c:stats()
+    assert.same({connect = 1, timeout = 1, lost = 1, too_big = 0, ["local"] = 0}, s.transport)
+    assert.equal(1, s.paths[BATCH].calls)
+    assert.equal(4, s.paths[BATCH].attempts)
+    assert.equal(1, s.paths[BATCH].latency.count)
+    assert.same({["200"] = 1}, s.http)
+    assert.same({["200"] = 1}, s.codes)
+    assert.equal(4, #seen)
+    assert.same({"connect", "timeout", "lost"}, {seen[1].transport, seen[2].transport, seen[3].transport})
+    assert.equal(200, seen[4].status)
+    for n, a in ipairs(seen) do
+      assert.equal(n, a.attempt)
+      assert.equal(report.results[1].res.request_id, a.request_id)
+      assert.is_true(a.ms >= 0 and a.ms < 5000)
+    end
+    assert.is_false(seen[1].resend)
+    for n = 2, 4 do assert.is_true(seen[n].resend) end -- (fanout marks every attempt after the first)
+    assert.equal(3, s.resends)
+    c:close()
+  end)
+
+  it("keeps the code a plan's driver gives a transport failure in the error value", function()
+    local c = helpers.client_for(emu)
+    local report = drive_plan(assert(c:plan(text_params("pc"), {retries = 0})), function()
+      return nil, {sent = true, message = "timeout", code = 28}
+    end)
+    local err = report.results[1].err
+    assert.equal("transport", err.kind)
+    assert.equal(28, err.code)
+    assert.is_true(err.sent)
+    assert.matches("transport 28: timeout", tostring(err))
+    -- an answer over 1 MiB: a response error, counted as send counts it (too_big, no status)
+    report = drive_plan(assert(c:plan(text_params("pb"))), function()
+      return 200, ("x"):rep(1024 * 1024 + 1)
+    end)
+    assert.equal("response", report.results[1].err.kind)
+    local s = c:stats()
+    assert.equal(1, s.transport.too_big)
+    assert.equal(1, s.transport.timeout)
+    assert.is_nil(s.http["200"])
+    assert.equal(2, s.paths[BATCH].calls)
+    local plan = assert(c:plan(text_params("pd")))
+    local job = plan:next()
+    assert.has_error(function() plan:done(job.id, nil, {sent = true, code = "timeout"}) end)
+    assert.has_error(function() plan:done(job.id, nil, {sent = true, code = 0}) end)
+    c:close()
+  end)
+
   it("holds nothing secret, and its Prometheus text is valid", function()
     local c = helpers.client_for(emu)
     assert(c:send(text_params("p1")))

@@ -143,4 +143,115 @@ describe("fork", function()
     -- one new connection per child (and one for this stats query): the parent kept its own
     assert.equal(3 + 1, st.connections - conns)
   end)
+
+  -- A client closed (or collected) in a child that inherited it must drop the parent's
+  -- connections, not shut them down: over TLS a shutdown writes a close_notify on the
+  -- shared socket, and the server then closes the parent's connection.  nginx terminates
+  -- TLS in front of the emulator and logs the connection serial number of every request,
+  -- so the spec sees whether the parent's next call went over the same connection.
+  describe("closing an inherited client in the child", function()
+    local nginx = require "helpers_nginx"
+    local cert, key, remove, emu, ng
+    setup(function()
+      cert, key, remove = require("hostile").certificate()
+      emu = helpers.start_emulator({"--rate-limit", "0"})
+      ng = nginx.start{workers = 1, runner = false, http = table.concat({
+        "  log_format conn '$connection $connection_requests $request_uri';",
+        "  server {",
+        "    listen 127.0.0.1:$PORT2 ssl;",
+        "    ssl_certificate " .. cert .. "; ssl_certificate_key " .. key .. ";",
+        "    keepalive_timeout 60s;",
+        "    access_log logs/tls.log conn;",
+        "    location / { proxy_pass http://127.0.0.1:" .. emu.port .. "; }",
+        "  }"}, "\n")}
+    end)
+    teardown(function()
+      if ng then ng:stop() end
+      if emu then emu:stop() end
+      if remove then remove() end
+    end)
+
+    -- the connection serial numbers of the requests nginx served over TLS after the
+    -- first `from`, once there are n of them (nginx logs a request after answering it)
+    local function served(from, n)
+      local conns
+      helpers.wait_until(function()
+        conns = {}
+        local f = io.open(ng.prefix .. "/logs/tls.log")
+        if f then
+          for line in f:lines() do conns[#conns + 1] = tonumber(line:match("^(%d+) ")) end
+          f:close()
+        end
+        return #conns >= from + n
+      end, 5)
+      return {helpers.unpack(conns, from + 1)}
+    end
+    local function tls_client()
+      return commsease.new{appkey = emu.appkey, secret = emu.secret, ca_file = cert, timeout = 10,
+                           endpoint = "https://127.0.0.1:" .. ng.port2 .. "/nimserver"}
+    end
+    -- a parent call, a child that does child(holder, out) (holder[1]: the client, its
+    -- only reference), a parent call again: the two parent calls must travel over the
+    -- one connection, the child's (if any) over connections of its own
+    local function around(child, child_calls)
+      local holder = {tls_client()}
+      finally(function() holder[1]:close() end)
+      local before = #served(0, 0)
+      assert(holder[1]:send(params())) -- a kept-alive TLS connection, inherited by the child
+      local lines, code = in_child(function(out) child(holder, out) end)()
+      assert.equal(0, code)
+      assert.equal(child_calls, #lines)
+      for _, l in ipairs(lines) do assert.equal("ok", l) end
+      helpers.sleep(0.3) -- time for nginx to act on whatever the child wrote
+      assert(holder[1]:send(params()))
+      local conns = served(before, 2 + child_calls)
+      assert.equal(2 + child_calls, #conns)
+      assert.equal(conns[1], conns[#conns], "the parent's second call went over a new connection")
+      for i = 2, #conns - 1 do assert.not_equal(conns[1], conns[i]) end
+    end
+
+    it("close() in the child leaves the parent's kept-alive connection working", function()
+      around(function(holder) holder[1]:close() end, 0)
+    end)
+
+    it("collecting the client in the child leaves the parent's connection alone", function()
+      around(function(holder)
+        local weak = setmetatable({holder[1]}, {__mode = "v"})
+        holder[1] = nil -- the child's only reference: __gc releases the client
+        collectgarbage()
+        collectgarbage()
+        assert(weak[1] == nil, "the client was not collected")
+      end, 0)
+    end)
+
+    it("send_all's connections are dropped too", function()
+      local c = tls_client()
+      finally(function() c:close() end)
+      local before = #served(0, 0)
+      local function batch()
+        for _, r in ipairs(c:send_all({params(), params(), params()}, {concurrency = 3})) do
+          assert(r.res, tostring(r.err))
+        end
+      end
+      batch()
+      local first = served(before, 3)
+      local lines, code = in_child(function() c:close() end)()
+      assert.equal(0, code)
+      assert.equal(0, #lines)
+      helpers.sleep(0.3)
+      batch()
+      local after = served(before + 3, 3)
+      local set = {}
+      for _, n in ipairs(first) do set[n] = true end
+      for _, n in ipairs(after) do assert.is_true(set[n], "a call of the second batch went over a new connection") end
+    end)
+
+    it("a client the child uses works there over fresh connections, then closes", function()
+      around(function(holder, out)
+        local res, err = holder[1]:send(params())
+        out:write(res and "ok" or tostring(err), "\n")
+        holder[1]:close()
+      end, 1)
+    end)
+  end)
 end)

@@ -487,26 +487,61 @@ static emu_fault *take_fault(emu_state *st, const call *k) {
 }
 
 /* ---- recording ---- */
+/* The keys recorded so far, an open-addressing set over their hashes: the first
+ * occurrence of each key is recorded in time linear in the number of keys (a
+ * hostile form of a million bytes holds some 100,000 of them; a lookup in the
+ * cJSON object, a list, made that quadratic: tens of seconds of a thread). */
+typedef struct keyset {
+  const char **slot; /* the recorded item's own key (owned by the record), NULL: free */
+  size_t mask;
+} keyset;
+
+static size_t key_hash(const char *k) {
+  size_t h = (size_t)1469598103934665603ULL; /* FNV-1a */
+  for (; *k; k++) h = (h ^ (unsigned char)*k) * (size_t)1099511628211ULL;
+  return h;
+}
+
+/* the slot of key k: the one holding it, or the free one where it would go */
+static const char **keyset_find(keyset *ks, const char *k) {
+  size_t i = key_hash(k) & ks->mask;
+  while (ks->slot[i] && strcmp(ks->slot[i], k) != 0) i = (i + 1) & ks->mask;
+  return &ks->slot[i];
+}
+
 static cJSON *make_record(struct MHD_Connection *c, const char *method, const char *url,
                           const call *k, const char *body, size_t blen) {
   cJSON *o = cJSON_CreateObject(), *form;
-  size_t i;
+  keyset ks = {NULL, 0};
+  size_t i, size = 16;
   if (!o) return NULL;
   cJSON_AddStringToObject(o, "method", method);
   emu_json_add_str(o, "path", url, strlen(url));
   cJSON_AddItemToObject(o, "headers", emu_headers_json(c));
   form = cJSON_AddObjectToObject(o, "form");
-  if (form && k->form_rc == 0)
+  if (form && k->form_rc == 0 && k->form.n) {
+    while (size < 2 * k->form.n) size *= 2; /* at most half full */
+    if (!(ks.slot = calloc(size, sizeof *ks.slot))) {
+      cJSON_Delete(o);
+      return NULL; /* (the request goes on, unrecorded) */
+    }
+    ks.mask = size - 1;
     for (i = 0; i < k->form.n; i++) {
       char *key = emu_strndup(k->form.kv[i].key, k->form.kv[i].klen);
-      cJSON *kj;
+      cJSON *kj, *v;
+      const char **at;
       if (!key) continue;
       kj = emu_json_str(key, strlen(key));  /* key made valid UTF-8 */
-      if (kj && !cJSON_GetObjectItemCaseSensitive(form, kj->valuestring))
-        emu_json_add_str(form, kj->valuestring, k->form.kv[i].val, k->form.kv[i].vlen);
+      if (kj && !*(at = keyset_find(&ks, kj->valuestring)) &&
+          (v = emu_json_str(k->form.kv[i].val, k->form.kv[i].vlen))) {
+        if (cJSON_AddItemToObject(form, kj->valuestring, v)) *at = v->string;
+        else cJSON_Delete(v);
+      }
       cJSON_Delete(kj);
       free(key);
     }
+    free(ks.slot);
+  }
   emu_json_add_str(o, "body", body, blen > EMU_RECORD_BODY_MAX ? EMU_RECORD_BODY_MAX : blen);
   if (blen > EMU_RECORD_BODY_MAX) cJSON_AddBoolToObject(o, "body_truncated", 1);
   return o;

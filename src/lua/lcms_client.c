@@ -271,6 +271,10 @@ static int client_prepare(lua_State *L) {
 /* the one idempotent close behind close(), __gc and __close */
 static void release(lcms_client *c) {
   int i;
+  /* in a child that inherited the client, the parent's kept-alive connections are
+   * swapped for dead sockets first: the cleanups below then drop them (no TLS
+   * close_notify, no read) instead of shutting down the parent's connections */
+  cms_http_fork_check();
   lcms_pool_release(c->pool);
   c->pool = NULL;
   if (c->rate && c->rate != &c->local_rate.base) cms_store_free(c->rate); /* a shared store */

@@ -11,21 +11,25 @@
  *
  * The scheduler (src/core/cms_sched.c) decides; lcms_run.c encodes the calls
  * and keeps the results, exactly as for fanout, so a plan driven by any loop
- * resends, fails over, paces and reports as fanout does. */
+ * resends, fails over, paces and reports as fanout does.  What the jobs report
+ * through plan:done is counted in client:stats() (and shown to on_attempt) as
+ * send_all's attempts are: a job's time runs from plan:next to plan:done. */
 #include <string.h>
 #include "lcms.h"
 #include "lcms_answer.h"
+#include "lcms_wire.h"
 
 #define LCMS_PLAN_MT "commsease.plan"
 
 /* the plan's Lua values, in its user value table */
 enum { UV_CLIENT = 1, UV_LIST, UV_RESULTS, UV_IDS, UV_PERR, UV_PROGRESS, UV_BODIES, UV_PCALLS,
-       UV_META, UV_JOBS, UV_KEYS, UV_BLOCK, UV_N = UV_BLOCK };
+       UV_META, UV_JOBS, UV_TIMES, UV_KEYS, UV_BLOCK, UV_N = UV_BLOCK };
 
 typedef struct lcms_plan_ud {
   lcms_run r;
   lua_Integer last_id;  /* job ids follow a random base: base + 1, base + 2, ... */
   int busy;             /* inside next/done (on_progress may not call back) */
+  double *t_job;        /* 1..n: when the call's job in flight was handed out (lcms_clock_s) */
   int pcalls, meta, jobs, uv; /* stack indexes while worked on */
 } lcms_plan_ud;
 
@@ -102,6 +106,8 @@ static int next_impl(lua_State *L) {
           continue;
         }
         push_job(L, p, &st, &sg); /* signed now */
+        p->t_job[st.call] = lcms_clock_s(); /* (a call has one job out at a time) */
+        if (!r->t0[st.call]) r->t0[st.call] = p->t_job[st.call];
         store_perr(L, p);
         lua_pushnil(L);
         return 2;
@@ -138,8 +144,8 @@ static int done_impl(lua_State *L) {
   lcms_plan_ud *p = load(L, 1);
   lcms_run *r = &p->r;
   lua_Integer id;
-  int i, nret, base = lua_gettop(L);
-  long long code = 0, now = cms_now_ms();
+  int i, nret, hook, repeats, too_big = 0, base = lua_gettop(L);
+  long long code = 0, tcode = 0, now = cms_now_ms();
   cms_http_outcome out = CMS_HTTP_OK;
   long status = 0;
   const char *ep;
@@ -155,6 +161,9 @@ static int done_impl(lua_State *L) {
     raw_field(L, 4, "message");
     if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
       return bad_arg(L, 3, "message must be a string");
+    raw_field(L, 4, "code");
+    if (!lua_isnil(L, -1) && (!lua_isinteger(L, -1) || lua_tointeger(L, -1) <= 0))
+      return bad_arg(L, 3, "code must be a positive integer (libcurl's numbering)");
     lua_settop(L, base);
   } else {
     lua_Integer st;
@@ -178,18 +187,23 @@ static int done_impl(lua_State *L) {
     return 0;
   }
   ep = r->c->endpoints[r->s->calls[i].ep];
+  lcms_push_hook(L, p->uv + UV_CLIENT); /* (stays below the outcome's values) */
+  hook = lua_isnil(L, -1) ? 0 : lua_gettop(L);
   if (status == 0) {
     int sent;
     const char *msg;
     raw_field(L, 4, "sent");
     sent = lua_isnil(L, -1) ? 1 : lua_toboolean(L, -1);
+    raw_field(L, 4, "code");
+    tcode = lua_isnil(L, -1) ? 0 : (long long)lua_tointeger(L, -1);
     raw_field(L, 4, "message");
     msg = lua_tostring(L, -1);
     {
-      lcms_errinfo ei = {"transport", 0, msg && *msg ? msg : "transport failure", NULL, 1, sent,
+      lcms_errinfo ei = {"transport", tcode, msg && *msg ? msg : "transport failure", NULL, 1, sent,
                          r->rids[i], ep};
       nret = lcms_push_error(L, &ei);
     }
+    lua_remove(L, -3); /* message, code, sent: the error stays */
     lua_remove(L, -3);
     lua_remove(L, -3);
     out = sent ? CMS_HTTP_AMBIGUOUS : CMS_HTTP_CONNECT;
@@ -200,6 +214,7 @@ static int done_impl(lua_State *L) {
       lcms_errinfo ei = {"response", 0, "the answer is over 1 MiB; cut off", NULL, 0, 1,
                          r->rids[i], ep};
       nret = lcms_push_error(L, &ei);
+      too_big = 1; /* counted as send counts it */
     } else {
       lua_rawgeti(L, r->ids, i);
       if (r->outcomes && status == 200) /* no records built */
@@ -210,7 +225,27 @@ static int done_impl(lua_State *L) {
       lua_remove(L, -1 - nret);
     }
   }
+  {
+    /* counted as send_all counts a finished transfer (lcms_multi.c finish) */
+    cms_http_xfer x; /* all the stats read of it: the status */
+    lcms_attempt a;
+    memset(&x, 0, sizeof x);
+    x.status = status;
+    if (tcode == CURLE_OPERATION_TIMEDOUT) x.rc = CURLE_OPERATION_TIMEDOUT; /* kind timeout */
+    a.path = CMS_API_PATH;
+    a.endpoint = ep;
+    a.request_id = r->rids[i];
+    a.out = too_big ? CMS_HTTP_TOO_BIG : out;
+    a.x = &x;
+    a.code = code;
+    a.seconds = lcms_clock_s() - p->t_job[i];
+    a.attempt = r->s->calls[i].attempts + r->s->calls[i].repeats + 1;
+    a.resend = r->s->calls[i].resend;
+    lcms_note_attempt(L, r->c, hook, &a);
+  }
+  repeats = r->s->calls[i].repeats;
   lcms_run_outcome(r, i, nret, lcms_classify(L, nret, out, status, code), now, NULL);
+  if (r->s->calls[i].repeats > repeats) r->c->stats.repeats++; /* a 431 learnt from */
   store_perr(L, p);
   return 0;
 }
@@ -297,6 +332,9 @@ int lcms_plan(lua_State *L) {
   lua_rawseti(L, uv, UV_META);
   lua_newtable(L);
   lua_rawseti(L, uv, UV_JOBS);
+  p->t_job = lua_newuserdata(L, sizeof(double) * ((size_t)n + 1));
+  memset(p->t_job, 0, sizeof(double) * ((size_t)n + 1));
+  lua_rawseti(L, uv, UV_TIMES);
   lua_pushvalue(L, lua_upvalueindex(1)); /* the client's list of field names */
   lua_rawseti(L, uv, UV_KEYS);
   p->r.L = L;
