@@ -76,6 +76,9 @@ int lcms_json_decode(lua_State *L, const char *s, size_t n);
  * pushed (one value) and 0 returned; on a validation failure e is filled, the
  * stack is as on entry and -1 returned. */
 int lcms_encode_params(lua_State *L, int params, cms_buf *form, cms_verr *e);
+/* at luaopen: keeps OpenResty LuaJIT's table.nkeys, where there is one, for
+ * lcms_encode_params's list check */
+void lcms_open_encode(lua_State *L);
 
 /* parse an answer; pushes res or nil, err; returns the number of values */
 int lcms_parse_answer(lua_State *L, long status, const char *body, size_t len,

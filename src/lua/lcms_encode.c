@@ -400,9 +400,54 @@ static int take_accid(enc *x, cms_str *v, int i, int idx) {
   return 0;
 }
 
+/* OpenResty's LuaJIT counts a table's keys in one call (table.nkeys), where
+ * a C walk costs a lua_next per key, LuaJIT's dearest API call: kept in the
+ * registry under this address by lcms_open_encode, absent elsewhere */
+static const char nkeys_key = 0;
+
+void lcms_open_encode(lua_State *L) {
+  int top = lua_gettop(L);
+  lua_pushlightuserdata(L, (void *)&nkeys_key);
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "table.nkeys");
+  if (lua_isfunction(L, -2) && lua_pcall(L, 1, 1, 0) == 0 && lua_isfunction(L, -1))
+    lua_rawset(L, LUA_REGISTRYINDEX);
+  lua_settop(L, top);
+}
+
+/* the usual toAccids through table.nkeys: 1..#list, all strings, and no other
+ * key (nkeys == #list), read with lua_rawgeti; 0 when this is not known to
+ * hold (no nkeys, anything unusual), and nothing is taken */
+static int accids_by_count(enc *x, int list, cms_str *v, size_t *n) {
+  lua_State *L = x->L;
+  int top = lua_gettop(L), i, len = (int)lua_rawlen(L, list), ok = 1;
+  lua_pushlightuserdata(L, (void *)&nkeys_key);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  if (len < 1 || len > CMS_ACCIDS_MAX || !lua_isfunction(L, -1)) {
+    lua_settop(L, top);
+    return 0;
+  }
+  lua_pushvalue(L, list);
+  lua_call(L, 1, 1); /* table.nkeys reads raw and runs nothing of the caller's */
+  if (lua_tonumber(L, -1) != (lua_Number)len) {
+    lua_settop(L, top);
+    return 0;
+  }
+  luaL_checkstack(L, len, "commsease: no room on the Lua stack for toAccids");
+  for (i = 0; i < len && ok; i++) {
+    lua_rawgeti(L, list, i + 1); /* left on the stack until all are read */
+    if (lua_type(L, -1) == LUA_TSTRING) v[i].s = lua_tolstring(L, -1, &v[i].n);
+    else ok = 0;
+  }
+  lua_settop(L, top); /* the strings stay anchored by the list */
+  *n = (size_t)len;
+  return ok;
+}
+
 /* toAccids at the top: checked, then written into the form.  The usual list
- * is walked once with lua_next (array order); any other takes the exact path
- * (sequence check, then 1..n). */
+ * is counted with table.nkeys where there is one, or else walked once with
+ * lua_next (array order); any other takes the exact path (sequence check,
+ * then 1..n). */
 static int encode_accids(enc *x, const cms_rule *r) {
   lua_State *L = x->L;
   int list = lua_gettop(L), i = 0, in_order = 1;
@@ -412,6 +457,7 @@ static int encode_accids(enc *x, const cms_rule *r) {
   if (lua_type(L, list) != LUA_TTABLE)
     return cms_verr_set(x->e, r->name, "toAccids must be a list of accids, not a %s",
                         luaL_typename(L, list));
+  if (accids_by_count(x, list, v, &n)) goto write;
   lua_pushnil(L);
   while (lua_next(L, list)) {
     /* anything unusual (a key out of order, a value that is not a string, one
@@ -438,6 +484,7 @@ static int encode_accids(enc *x, const cms_rule *r) {
     }
   }
   if (cms_check_count(r, n, x->e)) return -1;
+write:
   if (cms_form_key(x->form, r->name) || cms_form_put(x->form, CMS_P_LBRACKET))
     return oom(x, r->name);
   /* checked as written: a bad accid is named by cms_check_accid's message */

@@ -206,6 +206,7 @@ __attribute__((visibility("default"))) int luaopen_commsease(lua_State *L) {
   const cms_msgtype *t;
   cms_http_global_init();
   lcms_open_json(L);
+  lcms_open_encode(L);
   lcms_open_errors(L);
   lcms_open_client(L);
   luaL_newlib(L, funcs);
