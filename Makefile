@@ -114,10 +114,10 @@ SPEC_NEEDS = $(SPECFORK) jit
 # the C unit tests (spec/c), run by test-c once per build flavour (plain, ASan)
 C_TESTS    = $(CORETEST) $(JSONTEST) $(SCHEDTEST) $(OOMTEST) $(STORETEST)
 # what `make test` runs, in order (each step runs even when an earlier one failed)
-TEST_STEPS = deps-check lint test-c test-luas test-asan rockspec-check
+TEST_STEPS = deps-check lint summary-check test-c test-luas test-asan rockspec-check
 
 .PHONY: all deps deps-check test test-plain test-c test-busted test-luas test-asan \
-        demo bench fuzz lint install clean rockspec-check memcheck valgrind jit FORCE
+        demo bench fuzz lint install clean rockspec-check memcheck valgrind jit summary-check FORCE
 
 all: $(MODULE) $(EMULATOR)
 
@@ -188,16 +188,32 @@ deps-check:
 # Everything CI runs (.ci/run): the package check, luacheck, the C unit tests, the whole
 # busted suite on every runtime in LUAS, the suite again on 5.4 under ASan/UBSan, and
 # the rockspec; -Werror throughout.  Ends with one line per busted run and the time.
+# Each run's line goes to $(TEST_SUMMARY) (spec/run-busted.sh appends it); a step that
+# should have run busted and did not (its build failed) gets a line saying so, so the
+# summary never leaves a run out in silence.
 TEST_DEV ?= 1
+TEST_SUMMARY_FILE = $(CURDIR)/$(BUILD)/busted-summary.txt
 test: deps
 	@start=$$(date +%s); failed=""; \
-	TEST_SUMMARY=$$(mktemp); export TEST_SUMMARY; \
+	mkdir -p $(BUILD); TEST_SUMMARY="$(TEST_SUMMARY_FILE)"; export TEST_SUMMARY; \
+	: > "$$TEST_SUMMARY"; \
 	for step in $(TEST_STEPS); do \
+	  before=$$(wc -l < "$$TEST_SUMMARY"); \
 	  $(MAKE) --no-print-directory $$step DEV=$(TEST_DEV) || failed="$$failed $$step"; \
+	  case $$step in test-busted|test-asan) \
+	    [ "$$(wc -l < "$$TEST_SUMMARY")" -gt "$$before" ] || \
+	      printf '%-40s %s\n' "$$step:" "busted did not run (a build or an earlier command failed)" \
+	        >> "$$TEST_SUMMARY";; \
+	  esac; \
 	done; \
-	echo "== make test: the busted runs"; cat "$$TEST_SUMMARY"; rm -f "$$TEST_SUMMARY"; \
+	echo "== make test: the busted runs"; \
+	if [ -s "$$TEST_SUMMARY" ]; then cat "$$TEST_SUMMARY"; else echo "(none in TEST_STEPS)"; fi; \
 	echo "== make test: $$(( $$(date +%s) - start )) s$${failed:+, FAILED:$$failed}"; \
 	[ -z "$$failed" ]
+
+# the summary above, checked: make test run with a stand-in busted (spec/make_summary_check.sh)
+summary-check:
+	spec/make_summary_check.sh
 
 # what an engineer runs before landing: the C unit tests and the suite on $(LUA)
 test-plain: test-c test-busted
@@ -221,7 +237,12 @@ test-busted: all $(SPEC_NEEDS)
 # suite run on it; every runtime runs, and the target fails if any failed
 test-luas:
 	@failed=""; for v in $(LUAS); do \
+	  before=$$([ -n "$$TEST_SUMMARY" ] && wc -l < "$$TEST_SUMMARY"); \
 	  $(MAKE) --no-print-directory test-lua-$$v || failed="$$failed $$v"; \
+	  if [ -n "$$TEST_SUMMARY" ] && [ "$$(wc -l < "$$TEST_SUMMARY")" -le "$$before" ]; then \
+	    printf '%-40s %s\n' "test-lua-$$v:" "busted did not run (a build or an earlier command failed)" \
+	      >> "$$TEST_SUMMARY"; \
+	  fi; \
 	done; [ -z "$$failed" ] || { echo "test-luas: FAILED on:$$failed"; exit 1; }
 
 RT_VARS = LUA_VERSION=$(call rt_version,$1) LUA=$(call rt_lua,$1) LUA_PC=$(call rt_pc,$1) \

@@ -238,6 +238,63 @@ describe("commsease.resty.http", function()
     assert.matches("resolver", out.terr.message)
   end)
 
+  -- err.code of a transport failure is libcurl's number for it (CURLcode), as the blocking
+  -- client's: the same raw answers through commsease.new's client:call give the same code
+  it("gives every failure libcurl's code for it, the one the blocking client gives", function()
+    local commsease = require "commsease"
+    local function blocking(case, timeout)
+      local c = commsease.new{appkey = "k", secret = "s", endpoint = ng.root .. "/_raw", retries = 0,
+                              rate_limit = 0, timeout = timeout or 3}
+      local res, err = c:call(case, {x = 1})
+      c:close()
+      assert.is_nil(res, case)
+      assert.equal("transport", err.kind, case)
+      return err.code
+    end
+    local cases = {
+      {"drop", 52}, {"truncated", 18}, {"chunked-truncated", 18}, {"chunked-bad", 56},
+      {"garbage-status", 1}, {"silent", 28, 0.4},
+    }
+    for _, case in ipairs(cases) do
+      local name, code, timeout = case[1], case[2], case[3]
+      local out = fetch(raw(name), nil, {timeout = timeout})
+      assert.is_nil(out.status, name)
+      assert.equal(code, out.terr.code, name .. ": " .. tostring(out.terr.message))
+      assert.equal(code, blocking(name, timeout), name .. " (the blocking client)")
+    end
+    -- before anything was sent: a refused port, TLS to a plain server
+    local s = require("socket").bind("127.0.0.1", 0)
+    local _, port = s:getsockname()
+    s:close()
+    for _, case in ipairs{{"http://127.0.0.1:" .. port, 7}, {"https://127.0.0.1:" .. emu.port, 35}} do
+      local base, code = case[1], case[2]
+      local out = fetch(base .. "/nimserver/x")
+      assert.is_false(out.terr.sent, base)
+      assert.equal(code, out.terr.code, base .. ": " .. tostring(out.terr.message))
+      local c = commsease.new{appkey = "k", secret = "s", endpoint = base .. "/nimserver", retries = 0}
+      local _, err = c:call("x", {})
+      c:close()
+      assert.equal(code, err.code, base .. " (the blocking client)")
+    end
+    -- what only this client meets: an answer head it will not read (8), a URL it cannot
+    -- use (1: another scheme; 3: malformed), a header that would split the request (43), a
+    -- host name without nginx's resolver (6), an attempt out of time before a byte came (28)
+    for _, case in ipairs{{raw("long-line"), 8}, {raw("two-lengths"), 8}, {"ftp://127.0.0.1/", 1},
+                          {"http://127.0.0.1:0/", 3}, {"http:///x", 3},
+                          {"http://localhost:" .. emu.port .. "/nimserver/x", 6}} do
+      local out = fetch(case[1])
+      assert.equal(case[2], out.terr.code, case[1] .. ": " .. tostring(out.terr.message))
+    end
+    local out = fetch(raw("echo"), nil, {headers = {["X-Evil"] = "a\r\nInjected: 1"}})
+    assert.equal(43, out.terr.code)
+    out = fetch(raw("slow-head"), nil, {timeout = 0.3})
+    assert.equal(28, out.terr.code)
+    -- the names of the numbers
+    out = ng:run([[return require("commsease.resty.http").CODES]])
+    assert.same({unsupported = 1, url = 3, resolve = 6, connect = 7, weird = 8, partial = 18, timeout = 28,
+                 tls = 35, argument = 43, nothing = 52, send = 55, recv = 56, verify = 60}, out)
+  end)
+
   it("never puts back a connection with an unread answer in the pool", function()
     -- the raw server's connections die after one answer: one handed back to the pool
     -- would give the next request a dead or mid-answer connection
@@ -302,6 +359,7 @@ describe("commsease.resty.http over TLS", function()
     assert.is_nil(out.status)
     assert.is_false(out.terr.sent)
     assert.matches("TLS handshake", out.terr.message)
+    assert.equal(60, out.terr.code, out.terr.message) -- CURLE_PEER_FAILED_VERIFICATION, as libcurl
     -- verification off: the same server answers
     out = fetch({server_name = "commsease.test", ssl_verify = false})
     assert.equal(200, out.status)
@@ -314,9 +372,11 @@ describe("commsease.resty.http over TLS", function()
     out = fetch({server_name = "other.test"})
     assert.is_nil(out.status)
     assert.is_false(out.terr.sent)
+    assert.equal(60, out.terr.code, out.terr.message) -- a name mismatch, as libcurl says it
     -- no name: the URL's host (an IP literal) is not the certificate's name
     out = fetch({})
     assert.is_nil(out.status)
     assert.is_false(out.terr.sent)
+    assert.equal(60, out.terr.code, out.terr.message)
   end)
 end)

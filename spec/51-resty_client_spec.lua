@@ -149,6 +149,73 @@ describe("commsease.resty", function()
     assert.equal(emu.base, out.err.endpoint)
   end)
 
+  -- a transport error's code is libcurl's number for the failure (commsease.resty.http.CODES),
+  -- the one the blocking client's error carries for the same failure
+  it("gives transport errors the blocking client's code, in send and in fanout (and its stats)", function()
+    local s = require("socket").bind("127.0.0.1", 0)
+    local _, dead = s:getsockname()
+    s:close()
+    dead = "http://127.0.0.1:" .. dead .. "/nimserver"
+    local function blocking_err(over, params)
+      local c = helpers.client_for(emu, over)
+      local _, err = c:send(params)
+      c:close()
+      return err
+    end
+    -- refused: nothing sent
+    local out = run([[
+      local _, err = new({endpoint = a.dead, retries = 0}):send(a.params)
+      local c = new({endpoint = a.dead, retries = 0})
+      local report = c:fanout(a.params2, {retries = 0})
+      return {err = plain(err), printed = tostring(err), fan = plain(report.results[1].err),
+              stats = c:stats().transport}
+    ]], {dead = dead, params = batch(5, {"c1"}, {"k1"}), params2 = batch(5, {"c2"}, {"k2"})})
+    local want = blocking_err({endpoint = dead, retries = 0}, batch(5, {"c1"}, {"k1"}))
+    assert.equal(7, want.code)
+    assert.equal(want.code, out.err.code)
+    assert.is_false(out.err.sent)
+    assert.matches("^commsease: transport 7: connect: ", out.printed)
+    assert.equal(7, out.fan.code)
+    assert.equal(1, out.stats.connect) -- the fan-out's plan counted its job
+    -- closed after delivery, no answer: sent
+    emu:faults{{action = "close", after_deliver = true}}
+    want = blocking_err({retries = 0}, batch(5, {"c3"}, {"k3"}))
+    emu:faults{{action = "close", after_deliver = true}}
+    out = run([[
+      local _, err = new({retries = 0}):send(a.params)
+      return {err = plain(err)}
+    ]], {params = batch(5, {"c4"}, {"k4"})})
+    assert.equal(52, want.code)
+    assert.equal(want.code, out.err.code)
+    assert.is_true(out.err.sent)
+    -- no answer in time: 28 in send and in fanout, counted as a timeout in the stats
+    emu:faults{{action = "delay", ms = 1500, count = 3}}
+    want = blocking_err({retries = 0, timeout = 0.3}, batch(5, {"c5"}, {"k5"}))
+    out = run([[
+      local _, err = new({retries = 0, timeout = 0.3}):send(a.params)
+      local c = new({timeout = 0.3})
+      local report = c:fanout(a.params2, {retries = 0})
+      return {err = plain(err), fan = plain(report.results[1].err), stats = c:stats().transport}
+    ]], {params = batch(5, {"c6"}, {"k6"}), params2 = batch(5, {"c7"}, {"k7"})})
+    assert.equal(28, want.code)
+    assert.equal(want.code, out.err.code)
+    assert.equal(28, out.fan.code)
+    assert.equal(1, out.stats.timeout)
+    -- a transport of the user's: its code is kept; one that is not a positive integer is misuse
+    out = run([[
+      local c = new({retries = 0, transport = function() return nil, {sent = false, message = "offline", code = 7} end})
+      local _, err = c:send(a.params)
+      local report = c:fanout(a.params)
+      local bad = new({transport = function() return nil, {sent = false, message = "x", code = "offline"} end})
+      local ok, msg = pcall(bad.send, bad, a.params)
+      return {code = err.code, fan = report.results[1].err.code, ok = ok, msg = msg}
+    ]], {params = batch(5, {"c8"}, {"k8"})})
+    assert.equal(7, out.code)
+    assert.equal(7, out.fan)
+    assert.is_false(out.ok)
+    assert.matches("code must be a positive integer", out.msg)
+  end)
+
   it("fails over like the blocking send: connect failures and 502 go to the next endpoint, re-signed", function()
     local s = require("socket").bind("127.0.0.1", 0)
     local _, dead = s:getsockname()

@@ -6,7 +6,8 @@ syntax: report, err = client:fanout(params [, opts])
 
 opts are commsease.new's (appkey, secret, endpoint(s), timeout, connect_timeout,
 retries, rate_limit, rate_limit_penalty, rate_store, ...) and, for the HTTP side:
-  transport         function(job) -> status, body | nil, { sent =, message = }; replaces
+  transport         function(job) -> status, body | nil, { sent =, message = [, code =] };
+                    replaces
                     the built-in cosocket client (commsease.resty.http)
   ssl_verify        default true: peers are checked against lua_ssl_trusted_certificate
   server_name       the TLS name (SNI, and the name the certificate must carry); default
@@ -67,9 +68,11 @@ local OWN = {
 -- the error values of the module (one metatable, so they print the same way)
 local ERR_MT = getmetatable(select(2, commsease.parse(502, "")))
 
-local function transport_error(message, sent, rid, endpoint)
-  return setmetatable({kind = "transport", message = message, retryable = true, sent = sent,
-                       request_id = rid, endpoint = endpoint}, ERR_MT)
+-- code: libcurl's number for the failure (commsease.resty.http.CODES), as the blocking
+-- client's transport errors carry it; nil when the transport gave none
+local function transport_error(message, sent, rid, endpoint, code)
+  return setmetatable({kind = "transport", code = code, message = message, retryable = true,
+                       sent = sent, request_id = rid, endpoint = endpoint}, ERR_MT)
 end
 
 local Client = {}
@@ -124,6 +127,10 @@ local function attempt(self, job)
   if type(body) ~= "table" then
     error("commsease.resty: a failed transport must return nil and { sent = true|false, message = ... }", 0)
   end
+  local code = body.code
+  if code ~= nil and (type(code) ~= "number" or code ~= floor(code) or code < 1 or code > 2 ^ 31) then
+    error("commsease.resty: a failed transport's code must be a positive integer (libcurl's numbering)", 0)
+  end
   if body.sent ~= false then body.sent = true end -- unknown counts as sent
   body.message = tostring(body.message or "transport failure")
   return nil, body
@@ -169,7 +176,7 @@ function Client:send(params)
       break
     end
   end
-  if st == nil then return nil, transport_error(body.message, body.sent, rid, self.bases[ep]) end
+  if st == nil then return nil, transport_error(body.message, body.sent, rid, self.bases[ep], body.code) end
   local res, perr = commsease.parse(st, body)
   if not res then
     perr.request_id, perr.endpoint = rid, self.bases[ep]

@@ -1,7 +1,9 @@
 --[[ commsease.resty.http -- one HTTP/1.1 POST over an nginx cosocket (OpenResty).
 
 syntax: status, body, headers = http.request(job, o)
-        on failure: nil, terr   where terr = { sent = true|false, message = "..." }
+        on failure: nil, terr   where terr = { sent = true|false, message = "...", code = N }
+        (code: libcurl's CURLcode for the same failure, as the blocking client's
+        transport errors carry it; _M.CODES names them)
 
 job: { method =, url = "http[s]://host[:port]/path", headers = { name = value },
        body =, timeout = seconds for the whole attempt }
@@ -34,6 +36,25 @@ local floor = math.floor
 
 local _M = {}
 
+-- libcurl's numbers (CURLcode) for the failures this client can meet, so that a
+-- transport error's code means here what it means from the blocking client
+local CODES = {
+  unsupported = 1,   -- CURLE_UNSUPPORTED_PROTOCOL: not http(s), or not an HTTP/1.x answer
+  url = 3,           -- CURLE_URL_MALFORMAT
+  resolve = 6,       -- CURLE_COULDNT_RESOLVE_HOST (cosockets: no resolver, or no such name)
+  connect = 7,       -- CURLE_COULDNT_CONNECT
+  weird = 8,         -- CURLE_WEIRD_SERVER_REPLY: a head this client cannot read
+  partial = 18,      -- CURLE_PARTIAL_FILE: the peer closed inside the body
+  timeout = 28,      -- CURLE_OPERATION_TIMEDOUT
+  tls = 35,          -- CURLE_SSL_CONNECT_ERROR: the TLS handshake failed
+  argument = 43,     -- CURLE_BAD_FUNCTION_ARGUMENT: a header that would split the request
+  nothing = 52,      -- CURLE_GOT_NOTHING: the peer closed before a byte of the answer
+  send = 55,         -- CURLE_SEND_ERROR
+  recv = 56,         -- CURLE_RECV_ERROR: reset, a broken chunked body
+  verify = 60,       -- CURLE_PEER_FAILED_VERIFICATION: certificate or name not accepted
+}
+_M.CODES = CODES
+
 _M.MAX_ANSWER = 1024 * 1024
 local MAX_HEADER_LINES = 100
 local MAX_LINE = 16384
@@ -44,19 +65,21 @@ local function parse_url(url)
   local p = parsed[url]
   if p then return p end
   local scheme, rest = match(url, "^(https?)://(.*)$")
-  if not scheme then return nil, "not an http:// or https:// URL" end
+  if not scheme then
+    return nil, "not an http:// or https:// URL", match(url, "^%a[%w+.-]*://") and CODES.unsupported or CODES.url
+  end
   local authority, path = match(rest, "^([^/?#]*)(.*)$")
   if path == "" then path = "/" end
-  if find(authority, "@", 1, true) then return nil, "user:password@ in the URL is not supported" end
+  if find(authority, "@", 1, true) then return nil, "user:password@ in the URL is not supported", CODES.url end
   local host, port
   if sub(authority, 1, 1) == "[" then
     host, port = match(authority, "^%[([%x:.]+)%]:?(%d*)$")
   else
     host, port = match(authority, "^([^:@]+):?(%d*)$")
   end
-  if not host or host == "" then return nil, "no host in the URL" end
+  if not host or host == "" then return nil, "no host in the URL", CODES.url end
   port = tonumber(port ~= "" and port or (scheme == "https" and 443 or 80))
-  if port < 1 or port > 65535 then return nil, "bad port in the URL" end
+  if port < 1 or port > 65535 then return nil, "bad port in the URL", CODES.url end
   local default = (scheme == "https" and port == 443) or (scheme == "http" and port == 80)
   local hosthdr = find(host, ":", 1, true) and ("[" .. host .. "]") or host
   if not default then hosthdr = hosthdr .. ":" .. port end
@@ -68,9 +91,26 @@ local function parse_url(url)
 end
 _M.parse_url = parse_url
 
-local function fail(sock, sent, message)
+local function fail(sock, sent, message, code)
   if sock then sock:close() end
-  return nil, {sent = sent, message = message}
+  return nil, {sent = sent, message = message, code = code}
+end
+
+-- the code of a cosocket read or write error: a timeout, the peer closing (closed:
+-- the code for that stage), anything else (a reset) a receive failure
+local function io_code(err, closed)
+  if err == "timeout" then return CODES.timeout end
+  if err == "closed" then return closed or CODES.recv end
+  return CODES.recv
+end
+-- in the head (a line too long is an answer this client cannot read), in the body
+local function head_code(err)
+  if find(tostring(err), "^line longer") then return CODES.weird end
+  return io_code(err)
+end
+local function body_code(err)
+  if find(tostring(err), "^line longer") then return CODES.recv end
+  return io_code(err, CODES.partial)
 end
 
 -- remaining milliseconds before the deadline, nil once it passed
@@ -91,6 +131,7 @@ local function fill(rd, max)
   rd.sock:settimeout(ms)
   local data, err = rd.sock:receiveany(max or 65536)
   if not data then return nil, err end
+  rd.got = true -- a byte of the answer came
   if rd.pos > #rd.buf then rd.buf = data
   else rd.buf = sub(rd.buf, rd.pos) .. data end
   rd.pos = 1
@@ -159,10 +200,10 @@ end
 
 function _M.request(job, o)
   o = o or {}
-  local p, perr = parse_url(job.url or "")
-  if not p then return nil, {sent = false, message = perr} end
+  local p, perr, pcode = parse_url(job.url or "")
+  if not p then return nil, {sent = false, message = perr, code = pcode} end
   local req, rerr = build_request(job, p)
-  if not req then return nil, {sent = false, message = rerr} end
+  if not req then return nil, {sent = false, message = rerr, code = CODES.argument} end
   update_time()
   local timeout = job.timeout or 5
   local deadline = now() + timeout
@@ -180,23 +221,34 @@ function _M.request(job, o)
   local pool = p.scheme .. ":" .. p.host .. ":" .. p.port
   if tls then pool = pool .. ":" .. (sni or "") .. (verify and ":v" or ":nv") end
   local ok, err = sock:connect(p.host, p.port, {pool = pool, pool_size = o.pool_size or 32})
-  if not ok then return fail(sock, false, "connect: " .. tostring(err)) end
+  if not ok then
+    local code = err == "timeout" and CODES.timeout
+      or find(tostring(err), "resolve", 1, true) and CODES.resolve or CODES.connect
+    return fail(sock, false, "connect: " .. tostring(err), code)
+  end
   local reused = sock:getreusedtimes() or 0
   if tls and reused == 0 then
     local ms = left_ms(deadline)
-    if not ms then return fail(sock, false, "timeout before the TLS handshake") end
+    if not ms then return fail(sock, false, "timeout before the TLS handshake", CODES.timeout) end
     sock:settimeout(ms)
     local sess, herr = sock:sslhandshake(false, sni, verify)
-    if not sess then return fail(sock, false, "TLS handshake: " .. tostring(herr)) end
+    if not sess then
+      -- a verification failure comes as OpenSSL's "NN: reason" or as a name mismatch
+      herr = tostring(herr)
+      local code = herr == "timeout" and CODES.timeout
+        or (match(herr, "^%d+: ") or find(herr, "certificate", 1, true)) and CODES.verify or CODES.tls
+      return fail(sock, false, "TLS handshake: " .. herr, code)
+    end
   end
 
   -- from here on, anything may have reached the peer
   local ms = left_ms(deadline)
-  if not ms then return fail(sock, false, "timeout before sending") end
+  if not ms then return fail(sock, false, "timeout before sending", CODES.timeout) end
   sock:settimeout(ms)
   local bytes, serr = sock:send(req)
   if not bytes then
-    return fail(sock, true, "send: " .. tostring(serr) .. (reused > 0 and " (kept-alive connection)" or ""))
+    return fail(sock, true, "send: " .. tostring(serr) .. (reused > 0 and " (kept-alive connection)" or ""),
+                serr == "timeout" and CODES.timeout or CODES.send)
   end
 
   local rd = {sock = sock, deadline = deadline, buf = "", pos = 1}
@@ -205,17 +257,20 @@ function _M.request(job, o)
   local status, minor, line, lerr
   repeat
     line, lerr = read_line(rd)
-    if not line then return fail(sock, true, "reading the status line: " .. tostring(lerr) .. note) end
+    if not line then
+      local code = lerr == "closed" and not rd.got and CODES.nothing or head_code(lerr)
+      return fail(sock, true, "reading the status line: " .. tostring(lerr) .. note, code)
+    end
     local m, st = match(line, "^HTTP/1%.(%d) (%d%d%d)")
     status, minor = tonumber(st), tonumber(m)
-    if not status then return fail(sock, true, "not an HTTP/1.x status line") end
+    if not status then return fail(sock, true, "not an HTTP/1.x status line", CODES.unsupported) end
     if status < 200 then
       local n1 = 0
       repeat -- a 1xx answer's headers, up to its empty line
         local h, herr = read_line(rd)
-        if not h then return fail(sock, true, "reading a 1xx answer: " .. tostring(herr)) end
+        if not h then return fail(sock, true, "reading a 1xx answer: " .. tostring(herr), head_code(herr)) end
         n1 = n1 + 1
-        if n1 > MAX_HEADER_LINES then return fail(sock, true, "too many header lines") end
+        if n1 > MAX_HEADER_LINES then return fail(sock, true, "too many header lines", CODES.weird) end
       until h == ""
     end
   until status >= 200
@@ -225,18 +280,18 @@ function _M.request(job, o)
   local lines = 0
   while true do
     local h, herr = read_line(rd)
-    if not h then return fail(sock, true, "reading the headers: " .. tostring(herr)) end
+    if not h then return fail(sock, true, "reading the headers: " .. tostring(herr), head_code(herr)) end
     if h == "" then break end
     lines = lines + 1
-    if lines > MAX_HEADER_LINES then return fail(sock, true, "too many header lines") end
+    if lines > MAX_HEADER_LINES then return fail(sock, true, "too many header lines", CODES.weird) end
     local k, v = match(h, "^([^:%s]+):[ \t]*(.-)[ \t]*$")
-    if not k then return fail(sock, true, "malformed header line") end
+    if not k then return fail(sock, true, "malformed header line", CODES.weird) end
     local lk = lower(k)
     local prev = headers[lk]
     headers[lk] = prev and (prev .. ", " .. v) or v
     if lk == "content-length" then
       local n = match(v, "^%d+$") and #v <= 15 and tonumber(v)
-      if not n or (clen and clen ~= n) then return fail(sock, true, "bad Content-Length") end
+      if not n or (clen and clen ~= n) then return fail(sock, true, "bad Content-Length", CODES.weird) end
       clen = n
     elseif lk == "transfer-encoding" then
       if lower(match(v, "([^,%s]+)%s*$") or "") == "chunked" then chunked = true else close = true end
@@ -254,26 +309,27 @@ function _M.request(job, o)
     local total = 0
     while true do
       local szl, cerr = read_line(rd)
-      if not szl then return fail(sock, true, "reading a chunk size: " .. tostring(cerr)) end
+      if not szl then return fail(sock, true, "reading a chunk size: " .. tostring(cerr), body_code(cerr)) end
       local hex = match(szl, "^(%x+)[ \t]*;?")
       local size = hex and #hex <= 8 and tonumber(hex, 16)
-      if not size then return fail(sock, true, "malformed chunk size") end
+      if not size then return fail(sock, true, "malformed chunk size", CODES.recv) end
       if size == 0 then
         repeat -- trailers
           local t, terr = read_line(rd)
-          if not t then return fail(sock, true, "reading the trailers: " .. tostring(terr)) end
+          if not t then return fail(sock, true, "reading the trailers: " .. tostring(terr), body_code(terr)) end
         until t == ""
         break
       end
       local want = size
       if total + want > cap then want = cap + 1 - total; over = true end
       local okr, cerr2 = read_n(rd, want, parts)
-      if not okr then return fail(sock, true, "reading a chunk: " .. tostring(cerr2)) end
+      if not okr then return fail(sock, true, "reading a chunk: " .. tostring(cerr2), body_code(cerr2)) end
       total = total + want
       if over then break end
       local crlf, cerr3 = read_line(rd)
       if crlf ~= "" then
-        return fail(sock, true, "reading a chunk: " .. (crlf and "no CRLF after the data" or tostring(cerr3)))
+        return fail(sock, true, "reading a chunk: " .. (crlf and "no CRLF after the data" or tostring(cerr3)),
+                    crlf and CODES.recv or body_code(cerr3))
       end
     end
   elseif clen then
@@ -281,7 +337,8 @@ function _M.request(job, o)
     if want > cap then want = cap + 1; over = true end
     local okr, berr = read_n(rd, want, parts)
     if not okr then
-      return fail(sock, true, "reading the body (" .. clen .. " bytes announced): " .. tostring(berr))
+      return fail(sock, true, "reading the body (" .. clen .. " bytes announced): " .. tostring(berr),
+                  body_code(berr))
     end
   else
     -- until the peer closes
@@ -290,12 +347,12 @@ function _M.request(job, o)
     if total > 0 then parts[1] = sub(rd.buf, rd.pos) end
     while total <= cap do
       local left = left_ms(deadline)
-      if not left then return fail(sock, true, "reading the body: timeout") end
+      if not left then return fail(sock, true, "reading the body: timeout", CODES.timeout) end
       sock:settimeout(left)
       local data, berr = sock:receiveany(65536)
       if not data then
         if berr == "closed" then break end
-        return fail(sock, true, "reading the body: " .. tostring(berr))
+        return fail(sock, true, "reading the body: " .. tostring(berr), io_code(berr))
       end
       parts[#parts + 1] = data
       total = total + #data
