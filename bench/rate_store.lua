@@ -59,6 +59,7 @@ local shm_ns = tonumber(out:match("shm_ns=(%S+)"))
 local shm4_ns = tonumber(out:match("shm4_ns=(%S+)"))
 local redis_us = tonumber(out:match("redis_us=(%S+)"))
 local redis_wall = tonumber(out:match("redis_wall_us=(%S+)"))
+local ping_wall = tonumber(out:match("ping_wall_us=(%S+)"))
 print()
 print("rate stores (CPU of the drawing process; Redis also wall time per draw on loopback):")
 if shm_ns then
@@ -69,7 +70,9 @@ else
 end
 if redis_wall and redis_wall >= 0 then
   line("redis:// draw on loopback (wall)", redis_wall <= 100,
-       "%.1f µs (target ≤ 100 µs; CPU %.1f µs)", redis_wall, redis_us)
+       "%.1f µs (target ≤ 100 µs; CPU %.1f µs; a bare PING on the same loopback: %s)",
+       redis_wall, redis_us, ping_wall and ping_wall >= 0 and string.format("%.1f µs", ping_wall)
+       or "not measured")
 else
   print("redis:// draw: not measured (no redis-server?)")
 end
