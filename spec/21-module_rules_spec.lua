@@ -195,6 +195,16 @@ describe("validation before I/O", function()
     p.toAccids = {"p1", nil, "p3"}
     _, err = client:send(p)
     assert.equal("toAccids", err.field)
+    -- a key beside 1..n that a count of the list's keys sees and #list does not
+    -- (LuaJIT keeps [0] in its array part; "2" is a string, not the index 2)
+    for _, to in ipairs{{[0] = "p0", "p1", "p2"}, {"p1", ["2"] = "p2"}, {"p1", "p2", [2.5] = "p3"},
+                        {"p1", "p2", [4] = "p4"}} do
+      p.toAccids = to
+      _, err = client:prepare(p)
+      assert.is_table(err)
+      assert.equal("toAccids", err.field)
+      assert.matches("list", err.message)
+    end
   end)
 
   it("reads params raw: fields behind __index are not seen", function()

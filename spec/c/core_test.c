@@ -183,9 +183,30 @@ static void test_accids(void) {
 
 static void test_signing(void) {
   char out[41], nonce[CMS_NONCE_LEN + 1], other[CMS_NONCE_LEN + 1], md5[33];
-  CHECK(cms_checksum("secret", 6, "12345", "1508481877", out) == 0 &&
+  CHECK(cms_checksum(NULL, "secret", 6, "12345", "1508481877", out) == 0 &&
             strcmp(out, "2f45bdd8cc89d97631345e9fcba98184de732ae2") == 0,
         "API.md's CheckSum vector: %s", out);
+  {
+    /* a kept context gives what a fresh one gives, call after call */
+    cms_sha1 h = {NULL};
+    char kept[41], fresh[41];
+    int i, same = 1;
+    for (i = 0; i < 4; i++) {
+      char n[16], t[16];
+      snprintf(n, sizeof n, "%d", 12345 + i * 7);
+      snprintf(t, sizeof t, "%d", 1508481877 + i);
+      if (cms_checksum(&h, "secret", 6 - (size_t)(i & 1), n, t, kept) ||
+          cms_checksum(NULL, "secret", 6 - (size_t)(i & 1), n, t, fresh) || strcmp(kept, fresh))
+        same = 0;
+    }
+    CHECK(same && h.ctx != NULL, "kept SHA1 context: same CheckSums as fresh ones");
+    CHECK(cms_checksum(&h, "secret", 6, "12345", "1508481877", out) == 0 &&
+              strcmp(out, "2f45bdd8cc89d97631345e9fcba98184de732ae2") == 0,
+          "kept SHA1 context: API.md's vector after other sums: %s", out);
+    cms_sha1_free(&h);
+    cms_sha1_free(&h);
+    CHECK(h.ctx == NULL, "cms_sha1_free twice");
+  }
   CHECK(cms_md5_hex("", 0, md5) == 0 && strcmp(md5, "d41d8cd98f00b204e9800998ecf8427e") == 0,
         "md5 of nothing");
   CHECK(cms_nonce(nonce) == 0 && cms_nonce(other) == 0 && strlen(nonce) == 32 &&
@@ -341,14 +362,21 @@ static void test_answer_scan(void) {
   }
 }
 
-/* cms_rand after fork(): the child never draws what the parent draws */
-static void test_rand_fork(void) {
+/* cms_rand after fork(): the child never draws what the parent draws, nor
+ * does its child; no_wipe: the pid check instead of MADV_WIPEONFORK */
+static void rand_fork(int no_wipe) {
   cms_rand r;
-  char mine[CMS_NONCE_LEN + 1], theirs[CMS_NONCE_LEN + 1];
+  char mine[CMS_NONCE_LEN + 1], theirs[CMS_NONCE_LEN + 1], third[CMS_NONCE_LEN + 1];
   int fds[2], st = 0;
   pid_t pid;
+  const char *how = no_wipe ? "pid check" : "wipe on fork";
   cms_rand_init(&r);
-  CHECK(cms_rand_hex32(&r, mine) == 0, "rand: first draw"); /* the pool is filled */
+  r.no_wipe = no_wipe;
+  CHECK(cms_rand_hex32(&r, mine) == 0, "rand (%s): first draw", how); /* the pool is filled */
+#ifdef __linux__
+  /* Linux 4.14 and later wipe the page: no system call per draw */
+  if (!no_wipe) CHECK(r.no_wipe == 0, "rand: MADV_WIPEONFORK refused by this kernel");
+#endif
   if (pipe(fds) != 0) {
     CHECK(0, "rand: pipe");
     return;
@@ -356,19 +384,43 @@ static void test_rand_fork(void) {
   fflush(NULL);
   pid = fork();
   if (pid == 0) {
-    char v[CMS_NONCE_LEN + 1];
+    char v[CMS_NONCE_LEN + 1], w[CMS_NONCE_LEN + 1];
+    pid_t g;
+    int gst = 0;
     close(fds[0]);
+    /* the grandchild, forked after the child drew: neither may repeat */
     if (cms_rand_hex32(&r, v) != 0 || write(fds[1], v, CMS_NONCE_LEN) != CMS_NONCE_LEN) _exit(1);
+    g = fork();
+    if (g == 0) {
+      if (cms_rand_hex32(&r, w) != 0 || write(fds[1], w, CMS_NONCE_LEN) != CMS_NONCE_LEN)
+        _exit(1);
+      _exit(0);
+    }
+    if (g < 0 || waitpid(g, &gst, 0) != g || !WIFEXITED(gst) || WEXITSTATUS(gst)) _exit(1);
+    cms_rand_free(&r);
     _exit(0);
   }
   close(fds[1]);
-  CHECK(cms_rand_hex32(&r, mine) == 0, "rand: parent's draw");
+  CHECK(cms_rand_hex32(&r, mine) == 0, "rand (%s): parent's draw", how);
   memset(theirs, 0, sizeof theirs);
-  CHECK(pid > 0 && read(fds[0], theirs, CMS_NONCE_LEN) == CMS_NONCE_LEN, "rand: child's draw");
+  memset(third, 0, sizeof third);
+  CHECK(pid > 0 && read(fds[0], theirs, CMS_NONCE_LEN) == CMS_NONCE_LEN, "rand (%s): child's draw",
+        how);
+  CHECK(pid > 0 && read(fds[0], third, CMS_NONCE_LEN) == CMS_NONCE_LEN,
+        "rand (%s): grandchild's draw", how);
   close(fds[0]);
   CHECK(pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
-        "rand: child exit");
-  CHECK(strcmp(mine, theirs) != 0, "rand: parent and child drew the same %s", mine);
+        "rand (%s): child exit", how);
+  CHECK(strcmp(mine, theirs) != 0 && strcmp(mine, third) != 0 && strcmp(theirs, third) != 0,
+        "rand (%s): two processes drew the same bytes (%s / %s / %s)", how, mine, theirs, third);
+  cms_rand_free(&r);
+  cms_rand_free(&r);
+  CHECK(r.page == NULL, "rand: cms_rand_free twice");
+}
+
+static void test_rand_fork(void) {
+  rand_fork(0);
+  rand_fork(1);
 }
 
 static int within(double got, double want, double rel) {

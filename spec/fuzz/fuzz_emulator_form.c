@@ -196,7 +196,7 @@ static void run_headers(const uint8_t *d, size_t n) {
   slen = strlen(s);  /* a header value ends at the first NUL */
   snprintf(curtime, sizeof curtime, "%lld", (long long)time(NULL));
   /* the bytes as the Nonce, everything else right */
-  if (cms_checksum(srv.cfg.secret, strlen(srv.cfg.secret), s, curtime, sum)) abort();
+  if (cms_checksum(NULL, srv.cfg.secret, strlen(srv.cfg.secret), s, curtime, sum)) abort();
   c.appkey = srv.cfg.appkey, c.nonce = s, c.curtime = curtime, c.checksum = sum;
   c.ctype = CMS_CONTENT_TYPE;
   rc = check_headers(&srv, &c, err, sizeof err);
@@ -205,7 +205,7 @@ static void run_headers(const uint8_t *d, size_t n) {
   if ((rc == 0) != (units >= 1 && units <= CMS_MAX_NONCE))
     FAIL("check_headers: Nonce of %ld characters gave %d (%s)", units, rc, rc ? err : "");
   /* the bytes as the Content-Type */
-  if (cms_checksum(srv.cfg.secret, strlen(srv.cfg.secret), "abc", curtime, sum)) abort();
+  if (cms_checksum(NULL, srv.cfg.secret, strlen(srv.cfg.secret), "abc", curtime, sum)) abort();
   c.nonce = "abc", c.ctype = s;
   rc = check_headers(&srv, &c, err, sizeof err);
   if (rc == 0) {

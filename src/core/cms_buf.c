@@ -47,6 +47,21 @@ int cms_buf_adds(cms_buf *b, const char *s) { return cms_buf_add(b, s, strlen(s)
 
 int cms_buf_addc(cms_buf *b, char c) { return cms_buf_add(b, &c, 1); }
 
+size_t cms_buf_itoa(long long v, char out[24]) {
+  char tmp[24], *e = tmp + sizeof tmp, *p = e;
+  unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+  size_t n;
+  do {
+    *--p = (char)('0' + u % 10);
+    u /= 10;
+  } while (u);
+  if (v < 0) *--p = '-';
+  n = (size_t)(e - p);
+  memcpy(out, p, n);
+  out[n] = '\0';
+  return n;
+}
+
 char *cms_buf_reserve(cms_buf *b, size_t n) {
   if (reserve(b, n)) return NULL;
   return b->data + b->len;

@@ -23,4 +23,13 @@ const char *cms_buf_cstr(cms_buf *b);                 /* NUL-terminated view, or
  * the writer then sets len itself */
 char *cms_buf_reserve(cms_buf *b, size_t n);
 
+/* v in decimal into out (NUL-terminated); returns its length */
+size_t cms_buf_itoa(long long v, char out[24]);
+
+/* a view of n bytes that someone else owns (a Lua string, say) */
+typedef struct cms_str {
+  const char *s;
+  size_t n;
+} cms_str;
+
 #endif

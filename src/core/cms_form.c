@@ -10,7 +10,7 @@ static const unsigned char keep[256] = {
 };
 
 /* room for n more bytes; the fast path keeps the buffer's limit too */
-static char *room(cms_buf *b, size_t n) {
+static inline __attribute__((always_inline)) char *room(cms_buf *b, size_t n) {
   if (b->data && !b->oom && !b->overflow && b->cap - b->len > n &&
       (!b->limit || b->len + n <= b->limit))
     return b->data + b->len;
@@ -18,10 +18,16 @@ static char *room(cms_buf *b, size_t n) {
 }
 
 int cms_form_key(cms_buf *b, const char *key) {
+  size_t n = strlen(key);
+  char *o;
   if (!b) return 0;
-  if (b->len && cms_buf_addc(b, '&')) return -1;
-  if (cms_buf_adds(b, key)) return -1;
-  return cms_buf_addc(b, '=');
+  if (!(o = room(b, n + 2))) return -1;
+  if (b->len) *o++ = '&';
+  memcpy(o, key, n);
+  o[n] = '=';
+  b->len = (size_t)(o + n + 1 - b->data);
+  b->data[b->len] = '\0';
+  return 0;
 }
 
 int cms_form_escape(cms_buf *b, const char *s, size_t n) {
@@ -88,16 +94,52 @@ int cms_form_json_string(cms_buf *b, const char *s, size_t n) {
   return 0;
 }
 
+long cms_form_json_strings(cms_buf *b, const cms_str *v, size_t n,
+                           const unsigned char allowed[256], size_t max) {
+  size_t i;
+  char *o = NULL;
+  if (b) {
+    /* one reservation for the whole list, with cms_form_json_string's margin
+     * (each string counted at most max long: a longer one is refused before
+     * anything of it is written) */
+    size_t need = 16, each = 18 * max + 19;
+    if (max > ((size_t)1 << 20) || n > ((size_t)-1 / 2) / each) return -1;
+    for (i = 0; i < n; i++) need += v[i].n < max ? 18 * v[i].n + 19 : each;
+    if (!(o = room(b, need))) return -1;
+  }
+  for (i = 0; i < n; i++) {
+    const unsigned char *p = (const unsigned char *)v[i].s, *e = p + v[i].n;
+    unsigned char ok = 1;
+    if (v[i].n - 1 >= max) return (long)i + 1; /* 0 wraps round */
+    if (!o) {
+      while (p < e) ok &= allowed[*p++];
+      if (!ok) return (long)i + 1;
+      continue;
+    }
+    if (i) *o++ = '%', *o++ = '2', *o++ = 'C'; /* , */
+    *o++ = '%', *o++ = '2', *o++ = '2';
+    while (p < e) {
+      unsigned c = *p++;
+      ok &= allowed[c];
+      memcpy(o, jtab[c], 8);
+      o += jlen[c];
+    }
+    if (!ok) return (long)i + 1;
+    *o++ = '%', *o++ = '2', *o++ = '2';
+  }
+  if (o) {
+    b->len = (size_t)(o - b->data);
+    b->data[b->len] = '\0';
+  }
+  return 0;
+}
+
 int cms_form_int(cms_buf *b, long long v) {
-  char tmp[24], *e = tmp + sizeof tmp, *p = e;
-  unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+  char *o;
   if (!b) return 0;
-  do {
-    *--p = (char)('0' + u % 10);
-    u /= 10;
-  } while (u);
-  if (v < 0) *--p = '-';
-  return cms_buf_add(b, p, (size_t)(e - p));
+  if (!(o = room(b, 24))) return -1;
+  b->len += cms_buf_itoa(v, o); /* NUL-terminated there */
+  return 0;
 }
 
 #define PIECE(json, pct) {json, pct, sizeof pct - 1}
@@ -118,9 +160,9 @@ int cms_form_put(cms_buf *b, cms_piece p) {
   size_t n = cms_form_pieces[p].pct_len;
   char *o;
   if (!b) return 0;
-  o = room(b, n);
+  o = room(b, sizeof cms_form_pieces[p].pct);
   if (!o) return -1;
-  memcpy(o, cms_form_pieces[p].pct, n);
+  memcpy(o, cms_form_pieces[p].pct, sizeof cms_form_pieces[p].pct);
   b->len += n;
   b->data[b->len] = '\0';
   return 0;

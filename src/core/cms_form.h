@@ -19,6 +19,13 @@ int cms_form_escape(cms_buf *b, const char *s, size_t n);
 int cms_form_lit(cms_buf *b, const char *s);
 /* a JSON string literal with s's content, percent-encoded */
 int cms_form_json_string(cms_buf *b, const char *s, size_t n);
+/* n JSON string literals separated by commas (a list's items), percent-encoded,
+ * each of 1 to max bytes for which allowed[byte] is 1, checked as they are
+ * written (with a NULL buffer: only checked).  0 when all were written; i > 0
+ * when v[i - 1] is the first that breaks the rule (the buffer's length is then
+ * left as it was); -1 when out of memory. */
+long cms_form_json_strings(cms_buf *b, const cms_str *v, size_t n,
+                           const unsigned char allowed[256], size_t max);
 /* a decimal integer (safe unencoded in both JSON and forms) */
 int cms_form_int(cms_buf *b, long long v);
 
@@ -31,7 +38,8 @@ typedef enum cms_piece {
 } cms_piece;
 
 typedef struct cms_form_piece {
-  const char *json, *pct;
+  const char *json;
+  char pct[32];   /* NUL-padded, so that a put copies a fixed 32 bytes */
   size_t pct_len;
 } cms_form_piece;
 

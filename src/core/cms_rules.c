@@ -7,7 +7,7 @@
 #include <string.h>
 
 #define RULE(id, nm, kind, req, chars, lo, hi, lift, doc) \
-  [id] = {nm, kind, req, chars, lo, hi, doc, lift}
+  [id] = {nm, kind, req, chars, lo, hi, doc, lift, sizeof nm - 1}
 
 const cms_rule cms_param_rules[CMS_PR_COUNT + 1] = {
   RULE(CMS_PR_ROOMID, "roomid", CMS_K_ROOMID, 1, 0, 0, 0, 0,
@@ -227,7 +227,7 @@ static int check_text(const cms_rule *r, const char *path, const char *s, size_t
 }
 
 /* 1 for the bytes an accid may hold */
-static const unsigned char accid_chars[256] = {
+const unsigned char cms_accid_chars[256] = {
   ['_'] = 1, ['@'] = 1, ['.'] = 1, ['-'] = 1, CMS_ALNUM_BYTES
 };
 
@@ -235,7 +235,7 @@ int cms_accid_valid(const char *s, size_t n) {
   size_t i;
   if (n == 0 || n > CMS_ACCID_MAX) return 0;
   for (i = 0; i < n; i++)
-    if (!accid_chars[(unsigned char)s[i]]) return 0;
+    if (!cms_accid_chars[(unsigned char)s[i]]) return 0;
   return 1;
 }
 
@@ -247,7 +247,7 @@ int cms_check_accid(const char *path, const char *s, size_t n, cms_verr *e) {
     return cms_verr_set(e, path, "%s is %zu characters long; an accid has at most %d", path,
                         n, CMS_ACCID_MAX);
   for (i = 0; i < n; i++) {
-    if (!accid_chars[(unsigned char)s[i]])
+    if (!cms_accid_chars[(unsigned char)s[i]])
       return cms_verr_set(e, path,
                           "%s has a character that an accid may not hold (byte %zu); "
                           "allowed: letters, digits, _ @ . -", path, i + 1);
@@ -356,6 +356,8 @@ int cms_check_unique_msgids(const cms_msg_view *msgs, int n, cms_verr *e) {
   for (i = 1; i < n; i++)
     for (j = 0; j < i; j++)
       if (msgs[i].msgId_len == msgs[j].msgId_len &&
+          (!msgs[i].msgId_len || /* the last byte first: ids often share a prefix */
+           msgs[i].msgId[msgs[i].msgId_len - 1] == msgs[j].msgId[msgs[i].msgId_len - 1]) &&
           memcmp(msgs[i].msgId, msgs[j].msgId, msgs[i].msgId_len) == 0) {
         char path[64];
         snprintf(path, sizeof path, "msgList[%d].msgId", i + 1);

@@ -8,6 +8,7 @@
 #ifndef CMS_RULES_H
 #define CMS_RULES_H
 #include <stddef.h>
+#include "cms_buf.h"
 
 #define CMS_API_PATH "/chatroom/batchSendMsgToSomeone.action"
 #define CMS_CONTENT_TYPE "application/x-www-form-urlencoded;charset=utf-8"
@@ -35,6 +36,7 @@ typedef struct cms_rule {
   unsigned min_items, max_items; /* lists only */
   const char *doc;       /* one line for messages and the README */
   unsigned char lifted;  /* messages: a typed builder (image{...}) takes it out of attach */
+  unsigned char name_len; /* strlen(name) */
 } cms_rule;
 
 /* The rule tables are indexed by these enums (cms_param_rules[CMS_PR_ENV]);
@@ -112,6 +114,8 @@ int cms_check_value(const cms_rule *r, const char *path, const char *s, size_t n
                     cms_verr *e);
 int cms_check_accid(const char *path, const char *s, size_t n, cms_verr *e);
 int cms_accid_valid(const char *s, size_t n);     /* the same test, no message: 1 ok */
+/* 1 for the bytes an accid may hold (cms_form_json_strings checks with it) */
+extern const unsigned char cms_accid_chars[256];
 /* list sizes for MSGLIST and ACCIDS */
 int cms_check_count(const cms_rule *r, size_t count, cms_verr *e);
 

@@ -350,7 +350,6 @@ cms_rate *cms_store_redis_open(const char *rest, const cms_store_opts *o, char *
                                size_t errlen) {
   redis_store *s = calloc(1, sizeof *s);
   const char *appkey = o->appkey ? o->appkey : "";
-  cms_rand rnd;
   if (!s) {
     snprintf(err, errlen, "out of memory");
     return NULL;
@@ -362,10 +361,9 @@ cms_rate *cms_store_redis_open(const char *rest, const cms_store_opts *o, char *
   s->keys[0] = key(appkey, "tat");
   s->keys[1] = key(appkey, "penalty");
   s->keys[2] = key(appkey, "peers");
-  cms_rand_init(&rnd);
   if (!s->keys[0] || !s->keys[1] || !s->keys[2] ||
       cms_sha1_hex(cms_store_redis_script, strlen(cms_store_redis_script), s->sha) ||
-      cms_rand_hex32(&rnd, s->id)) {
+      cms_nonce(s->id)) {
     snprintf(err, errlen, "out of memory");
     goto fail;
   }

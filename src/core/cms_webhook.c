@@ -53,7 +53,7 @@ int cms_webhook_verify(const char *secret, size_t secret_len, cms_wh_header md5,
   md5z[32] = '\0';
   memcpy(ctz, curtime.s, curtime.n);
   ctz[curtime.n] = '\0';
-  if (cms_checksum(secret, secret_len, md5z, ctz, want))
+  if (cms_checksum(NULL, secret, secret_len, md5z, ctz, want))
     return cms_verr_set(e, "CheckSum", "libcrypto failed computing the CheckSum");
   lower_copy(got, checksum.s, 40);
   if (cms_ct_compare(want, got, 40))

@@ -139,7 +139,7 @@ static int check_headers(emu_server *s, struct MHD_Connection *c, char *err, siz
   }
   if (!sum) return snprintf(err, errlen, "missing header CheckSum"), -1;
   n = strlen(sum);
-  if (cms_checksum(s->cfg.secret, strlen(s->cfg.secret), nonce, curtime, want))
+  if (cms_checksum(NULL, s->cfg.secret, strlen(s->cfg.secret), nonce, curtime, want))
     return snprintf(err, errlen, "internal error computing the CheckSum"), -1;
   if (n != 40) return snprintf(err, errlen, "bad CheckSum"), -1;
   for (i = 0; i < 40; i++) {

@@ -33,7 +33,7 @@ static int send_one(emu_webhook *w, CURL *h, const char *body) {
   int ok = 0;
   if (cms_md5_hex(body, strlen(body), md5)) return -1;
   snprintf(curtime, sizeof curtime, "%lld", emu_wall_ms());
-  if (cms_checksum(w->secret, strlen(w->secret), md5, curtime, sum)) return -1;
+  if (cms_checksum(NULL, w->secret, strlen(w->secret), md5, curtime, sum)) return -1;
   snprintf(hdr, sizeof hdr, "AppKey: %s", w->appkey);
   if (!(t = curl_slist_append(hl, hdr))) goto done;
   hl = t;

@@ -37,6 +37,7 @@ typedef struct lcms_client {
   cms_rate_local local_rate;   /* the client's own budget (no store) */
   cms_rate *rate;              /* pacing and the 416 penalty, for every call */
   cms_rand rand;               /* Nonces, RequestIds, jitter */
+  cms_sha1 sha1;               /* the CheckSum's kept SHA1 context */
   lcms_pool *pool;             /* send_all/fanout's multi handle and slots; on first use */
   int running;                 /* inside send_all/fanout (on_progress may call back) */
   cms_stats stats;             /* client:stats(): counts only, nothing secret */
@@ -75,6 +76,9 @@ int lcms_json_decode(lua_State *L, const char *s, size_t n);
  * pushed (one value) and 0 returned; on a validation failure e is filled, the
  * stack is as on entry and -1 returned. */
 int lcms_encode_params(lua_State *L, int params, cms_buf *form, cms_verr *e);
+/* at luaopen: keeps OpenResty LuaJIT's table.nkeys, where there is one, for
+ * lcms_encode_params's list check */
+void lcms_open_encode(lua_State *L);
 
 /* parse an answer; pushes res or nil, err; returns the number of values */
 int lcms_parse_answer(lua_State *L, long status, const char *body, size_t len,
@@ -107,8 +111,22 @@ typedef struct lcms_sig {
 int lcms_sign(lcms_client *c, lcms_sig *s);
 /* fresh Nonce/CurTime/CheckSum and the header list for one attempt */
 int lcms_build_headers(lcms_client *c, struct curl_slist **list, const char *rid);
-/* pushes the headers of a request as a Lua table (prepare, plan jobs) */
-void lcms_push_headers(lua_State *L, const lcms_client *c, const lcms_sig *s, const char *rid);
+/* The field names of a prepared request, a plan's job and their headers,
+ * interned once per Lua state in a list indexed by lcms_key (an upvalue of the
+ * client's methods, kept by each plan): lua_setfield would hash and look up
+ * each name again on every call. */
+typedef enum lcms_key {
+  LCMS_K_ID = 1, LCMS_K_METHOD, LCMS_K_URL, LCMS_K_HEADERS, LCMS_K_BODY, LCMS_K_TIMEOUT,
+  LCMS_K_MSGIDS, LCMS_K_REQUEST_ID, LCMS_K_APPKEY, LCMS_K_NONCE, LCMS_K_CURTIME,
+  LCMS_K_CHECKSUM, LCMS_K_CONTENT_TYPE, LCMS_K_REQUESTID, LCMS_K_USER_AGENT, LCMS_K_POST,
+  LCMS_K_CT_VALUE, LCMS_K_UA_VALUE, LCMS_K_COUNT
+} lcms_key;
+void lcms_push_keys(lua_State *L);
+/* t[name of k] = the value on top (popped); t at index t (absolute), keys at keys */
+void lcms_set(lua_State *L, int keys, int t, lcms_key k);
+/* the headers table of a signed request (keys: the index of the list of names) */
+void lcms_push_headers(lua_State *L, int keys, const lcms_client *c, const lcms_sig *s,
+                       const char *rid);
 int lcms_push_transfer_error(lua_State *L, cms_http_outcome out, const cms_http_xfer *x,
                              const char *rid, const char *endpoint);
 /* a local failure (memory, no random bytes): nil, err of kind transport */

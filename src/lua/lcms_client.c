@@ -14,7 +14,11 @@
 #define DEFAULT_ENDPOINT "https://api.netease.im/nimserver"
 
 lcms_client *lcms_check_client(lua_State *L) {
-  lcms_client *c = luaL_checkudata(L, 1, LCMS_CLIENT_MT);
+  /* upvalue 2 of every method is the client metatable, compared directly;
+   * luaL_checkudata (which looks it up by name) raises the usual error */
+  lcms_client *c = lua_touserdata(L, 1);
+  if (c && lua_getmetatable(L, 1) && lua_rawequal(L, -1, lua_upvalueindex(2))) lua_pop(L, 1);
+  else c = luaL_checkudata(L, 1, LCMS_CLIENT_MT);
   if (!c->easy) luaL_error(L, "commsease: this client is closed");
   if (c->in_hook)
     luaL_error(L, "commsease: a client's own calls cannot be made from its on_attempt hook");
@@ -244,19 +248,23 @@ static int client_prepare(lua_State *L) {
   if (lcms_encode(L, 2, &c->form, &e)) return lcms_push_invalid(L, &e);
   if (cms_rand_hex32(&c->rand, rid) || lcms_sign(c, &s))
     return lcms_push_local_error(L, "could not sign the request (libcrypto failure)", NULL);
-  lua_createtable(L, 0, 6);
-  lua_pushliteral(L, "POST");
-  lua_setfield(L, -2, "method");
-  lua_pushstring(L, c->urls[0]);
-  lua_setfield(L, -2, "url");
-  lcms_push_headers(L, c, &s, rid);
-  lua_setfield(L, -2, "headers");
-  lua_pushlstring(L, c->form.data ? c->form.data : "", c->form.len);
-  lua_setfield(L, -2, "body");
-  lua_pushvalue(L, 3);
-  lua_setfield(L, -2, "msgIds");
-  lua_pushstring(L, rid);
-  lua_setfield(L, -2, "request_id");
+  {
+    int keys = lua_upvalueindex(1), t;
+    lua_createtable(L, 0, 6);
+    t = lua_gettop(L);
+    lua_rawgeti(L, keys, LCMS_K_POST);
+    lcms_set(L, keys, t, LCMS_K_METHOD);
+    lua_pushstring(L, c->urls[0]);
+    lcms_set(L, keys, t, LCMS_K_URL);
+    lcms_push_headers(L, keys, c, &s, rid);
+    lcms_set(L, keys, t, LCMS_K_HEADERS);
+    lua_pushlstring(L, c->form.data ? c->form.data : "", c->form.len);
+    lcms_set(L, keys, t, LCMS_K_BODY);
+    lua_pushvalue(L, 3);
+    lcms_set(L, keys, t, LCMS_K_MSGIDS);
+    lua_pushlstring(L, rid, CMS_NONCE_LEN);
+    lcms_set(L, keys, t, LCMS_K_REQUEST_ID);
+  }
   return 1;
 }
 
@@ -276,6 +284,8 @@ static void release(lcms_client *c) {
   c->easy = NULL;
   curl_slist_free_all(c->headers);
   c->headers = NULL;
+  cms_sha1_free(&c->sha1);
+  cms_rand_free(&c->rand);
   if (c->secret) {
     OPENSSL_cleanse(c->secret, c->secret_len);
     free(c->secret);
@@ -374,7 +384,12 @@ void lcms_open_client(lua_State *L) {
   lua_setfield(L, -2, "__tostring");
   lua_pushliteral(L, "commsease: a client's metatable is private");
   lua_setfield(L, -2, "__metatable");
-  luaL_newlib(L, methods);
+  /* every method has the list of field names (lcms_push_keys) as upvalue 1
+   * and the metatable as upvalue 2 (lcms_check_client) */
+  luaL_newlibtable(L, methods);
+  lcms_push_keys(L);
+  lua_pushvalue(L, -3);
+  luaL_setfuncs(L, methods, 2);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
   lcms_open_report(L);

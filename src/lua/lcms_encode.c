@@ -63,6 +63,16 @@ static int get_integer(lua_State *L, int idx, long long *out) {
   }
 }
 
+/* get_integer for a value of known Lua type ty */
+static int typed_integer(lua_State *L, int idx, int ty, long long *out) {
+  if (ty != LUA_TNUMBER) return -1;
+  switch (lcms_number_to_integer(L, idx, out)) {
+    case LCMS_INT_OK: return 0;
+    case LCMS_INT_IMPRECISE: return -2;
+    default: return -1;
+  }
+}
+
 #define IMPRECISE(x, p, idx)                                                                 \
   FAIL(x, p, "%s is %.0f, a float of 2^53 or more: a double cannot hold every integer there "  \
        "(2^53 + 1 reads as 2^53), so it may not be the number you wrote; pass it as a string",  \
@@ -77,6 +87,7 @@ static int collect_fields(enc *x, int t, const cms_rule *rules, int index, int b
   lua_pushnil(L);
   while (lua_next(L, t)) {
     const char *k;
+    size_t klen;
     const cms_rule *r;
     if (lua_type(L, -2) != LUA_TSTRING) {
       char where[32];
@@ -85,9 +96,9 @@ static int collect_fields(enc *x, int t, const cms_rule *rules, int index, int b
       return cms_verr_set(x->e, where, "%s has a %s key; only named fields are allowed", where,
                           luaL_typename(L, -2));
     }
-    k = lua_tostring(L, -2);
+    k = lua_tolstring(L, -2, &klen);
     for (r = rules; r->name; r++)
-      if (r->name[0] == k[0] && strcmp(r->name, k) == 0) break;
+      if (r->name_len == klen && r->name[0] == k[0] && memcmp(r->name, k, klen) == 0) break;
     if (!r->name) {
       fpath p = {index, k};
       char path[160];
@@ -101,13 +112,29 @@ static int collect_fields(enc *x, int t, const cms_rule *rules, int index, int b
 }
 
 
-/* a proper sequence 1..n with no other keys */
+/* the key at idx is the integer i; on 5.1 and LuaJIT every number is a
+ * double (exact: i is far below 2^53), from 5.3 on a table's whole-float key
+ * comes back as an integer */
+static int key_is(lua_State *L, int idx, lua_Integer i) {
+#if LUA_VERSION_NUM >= 503
+  return lua_isinteger(L, idx) && lua_tointeger(L, idx) == i;
+#else
+  return lua_type(L, idx) == LUA_TNUMBER && lua_tonumber(L, idx) == (lua_Number)i;
+#endif
+}
+
+/* a proper sequence 1..n with no other keys; the usual list comes out of
+ * lua_next in order, 1 to n, which is checked first */
 static int seq_len(lua_State *L, int t, size_t *n) {
   size_t len = (size_t)lua_rawlen(L, t), count = 0;
   lua_pushnil(L);
   while (lua_next(L, t)) {
     long long k;
     lua_pop(L, 1);
+    if (key_is(L, -1, (lua_Integer)count + 1) && count < len) {
+      count++;
+      continue;
+    }
     if (get_integer(L, -1, &k) || k < 1 || (size_t)k > len) {
       lua_pop(L, 1);
       return -1;
@@ -196,10 +223,10 @@ static int json_value(enc *x, fpath p, unsigned max_chars, int want_object, int 
 static int encode_msg(enc *x, int m, int i, int ids, cms_msg_view *v) {
   lua_State *L = x->L;
   const cms_msgtype *t = NULL;
-  int top = lua_gettop(L), rc;
+  int top = lua_gettop(L), rc, f, ty;
   long long n;
   fpath p = {i, NULL};
-#define AT(f) (p.field = (f), p)
+#define AT(name) (p.field = (name), p)
   if (lua_type(L, m) != LUA_TTABLE) {
     char where[32];
     snprintf(where, sizeof where, "msgList[%d]", i);
@@ -209,47 +236,45 @@ static int encode_msg(enc *x, int m, int i, int ids, cms_msg_view *v) {
   lua_settop(L, top + CMS_MF_COUNT); /* top+1..top+6: the fields, nil when absent */
   if (collect_fields(x, m, cms_msg_rules, i, top + 1)) return -1;
   memset(v, 0, sizeof *v);
-  /* top+7: msgId, the caller's or a fresh UUID */
-  lua_pushvalue(L, top + 1 + CMS_MF_MSGID);
-  if (lua_isnil(L, -1)) {
+  /* each field is read where collect_fields put it; a text made from a table
+   * (attach, ext) is pushed above them and stays there while it is in use */
+  f = top + 1 + CMS_MF_MSGID; /* the caller's msgId, or a fresh UUID */
+  if ((ty = lua_type(L, f)) == LUA_TNIL) {
     char u[37];
-    lua_pop(L, 1);
     if (cms_uuid4(u)) FAIL(x, AT("msgId"), "%s: no random bytes for a msgId", path_);
-    lua_pushstring(L, u);
-  } else if (lua_type(L, -1) != LUA_TSTRING) {
-    FAIL(x, AT("msgId"), "%s must be a string, not a %s", path_, luaL_typename(L, -1));
+    lua_pushlstring(L, u, 36);
+    lua_replace(L, f);
+  } else if (ty != LUA_TSTRING) {
+    FAIL(x, AT("msgId"), "%s must be a string, not a %s", path_, lua_typename(L, ty));
   }
-  v->msgId = lua_tolstring(L, top + 7, &v->msgId_len);
-  lua_pushvalue(L, top + 7);
+  v->msgId = lua_tolstring(L, f, &v->msgId_len);
+  lua_pushvalue(L, f);
   lua_rawseti(L, ids, i);
-  /* msgType: an integer or a name */
-  lua_pushvalue(L, top + 1 + CMS_MF_MSGTYPE);
-  if (lua_type(L, -1) == LUA_TSTRING) {
+  f = top + 1 + CMS_MF_MSGTYPE; /* an integer or a name */
+  if ((ty = lua_type(L, f)) == LUA_TSTRING) {
     size_t len;
-    const char *name = lua_tolstring(L, -1, &len);
+    const char *name = lua_tolstring(L, f, &len);
     t = cms_msgtype_by_name(name, len);
     if (!t)
       FAIL(x, AT("msgType"), "%s is \"%.32s\"; allowed: %s", path_, name,
            cms_msg_rules[CMS_MF_MSGTYPE].doc);
     v->has_msgType = 1;
     v->msgType = t->code;
-  } else if ((rc = get_integer(L, -1, &n)) == 0) {
+  } else if (ty != LUA_TNIL) {
+    if ((rc = typed_integer(L, f, ty, &n)) == -2) IMPRECISE(x, AT("msgType"), f);
+    if (rc)
+      FAIL(x, AT("msgType"), "%s must be an integer or a type name, not a %s", path_,
+           lua_typename(L, ty));
     v->has_msgType = 1;
     v->msgType = n;
     t = cms_msgtype_by_code(n);
-  } else if (rc == -2) {
-    IMPRECISE(x, AT("msgType"), -1);
-  } else if (!lua_isnil(L, -1)) {
-    FAIL(x, AT("msgType"), "%s must be an integer or a type name, not a %s", path_,
-         luaL_typename(L, -1));
   }
-  lua_pop(L, 1);
-  /* top+8: attach, as text; JSON types are checked against their schema */
-  lua_pushvalue(L, top + 1 + CMS_MF_ATTACH);
-  if (!lua_isnil(L, -1) && t) {
+  f = top + 1 + CMS_MF_ATTACH; /* as text; JSON types are checked against their schema */
+  if (t && (ty = lua_type(L, f)) != LUA_TNIL) {
     if (t->attach_json) {
       /* the values only where a schema checks them (custom has none) */
       int schema = t->fields != NULL;
+      lua_pushvalue(L, f);
       if (json_value(x, AT("attach"), cms_msg_rules[CMS_MF_ATTACH].max_chars, t->attach_object,
                      schema))
         return -1;
@@ -260,43 +285,40 @@ static int encode_msg(enc *x, int m, int i, int ids, cms_msg_view *v) {
         if (cms_check_attach_fields(t, i, tget, &r, x->e)) return -1;
         lua_remove(L, -2);
       }
-    } else if (lua_type(L, -1) != LUA_TSTRING) {
+      v->attach = lua_tolstring(L, -1, &v->attach_len);
+    } else if (ty != LUA_TSTRING) {
       FAIL(x, AT("attach"), "%s must be a string for a %s message, not a %s", path_, t->name,
-           luaL_typename(L, -1));
+           lua_typename(L, ty));
+    } else {
+      v->attach = lua_tolstring(L, f, &v->attach_len);
     }
-    v->attach = lua_tolstring(L, top + 8, &v->attach_len);
   }
-  /* top+9: ext, JSON text or a table */
-  lua_pushvalue(L, top + 1 + CMS_MF_EXT);
-  if (!lua_isnil(L, -1)) {
+  f = top + 1 + CMS_MF_EXT; /* JSON text or a table */
+  if (lua_type(L, f) != LUA_TNIL) {
+    lua_pushvalue(L, f);
     if (json_value(x, AT("ext"), cms_msg_rules[CMS_MF_EXT].max_chars, 0, 0)) return -1;
-    v->ext = lua_tolstring(L, top + 9, &v->ext_len);
+    v->ext = lua_tolstring(L, -1, &v->ext_len);
   }
-  /* subType */
-  lua_pushvalue(L, top + 1 + CMS_MF_SUBTYPE);
-  if (!lua_isnil(L, -1)) {
-    if ((rc = get_integer(L, -1, &n)) == -2) IMPRECISE(x, AT("subType"), -1);
+  f = top + 1 + CMS_MF_SUBTYPE;
+  if (lua_type(L, f) != LUA_TNIL) {
+    if ((rc = get_integer(L, f, &n)) == -2) IMPRECISE(x, AT("subType"), f);
     if (rc)
-      FAIL(x, AT("subType"), "%s must be an integer > 0, not a %s", path_, luaL_typename(L, -1));
+      FAIL(x, AT("subType"), "%s must be an integer > 0, not a %s", path_, luaL_typename(L, f));
     v->has_subType = 1;
     v->subType = n;
   }
-  lua_pop(L, 1);
-  /* resendFlag: 0/1 or a boolean */
-  lua_pushvalue(L, top + 1 + CMS_MF_RESENDFLAG);
-  if (lua_isboolean(L, -1)) {
+  f = top + 1 + CMS_MF_RESENDFLAG; /* 0/1 or a boolean */
+  if ((ty = lua_type(L, f)) == LUA_TBOOLEAN) {
     v->has_resendFlag = 1;
-    v->resendFlag = lua_toboolean(L, -1);
-  } else if ((rc = get_integer(L, -1, &n)) == 0) {
+    v->resendFlag = lua_toboolean(L, f);
+  } else if (ty != LUA_TNIL) {
+    if ((rc = typed_integer(L, f, ty, &n)) == -2) IMPRECISE(x, AT("resendFlag"), f);
+    if (rc)
+      FAIL(x, AT("resendFlag"), "%s must be 0, 1 or a boolean, not a %s", path_,
+           lua_typename(L, ty));
     v->has_resendFlag = 1;
     v->resendFlag = n;
-  } else if (rc == -2) {
-    IMPRECISE(x, AT("resendFlag"), -1);
-  } else if (!lua_isnil(L, -1)) {
-    FAIL(x, AT("resendFlag"), "%s must be 0, 1 or a boolean, not a %s", path_,
-         luaL_typename(L, -1));
   }
-  lua_pop(L, 1);
 #undef AT
   if (cms_check_msg(v, i, x->e)) return -1;
   /* {"msgId":...,"msgType":N,"attach":...[,"ext":...][,"subType":N][,"resendFlag":N]} */
@@ -325,8 +347,7 @@ static int encode_msg(enc *x, int m, int i, int ids, cms_msg_view *v) {
     }
     if (cms_form_put(f, CMS_P_RBRACE)) return oom(x, "msgList");
   }
-  lua_settop(L, top);
-  return 0;
+  return 0; /* the caller drops the fields */
 }
 
 /* msgList at the top: written into the form */
@@ -354,65 +375,122 @@ static int encode_msglist(enc *x, const cms_rule *r, int ids) {
   return 0;
 }
 
-/* toAccids[i], at idx: checked, then written (after a comma unless first) */
-static int put_accid(enc *x, int i, int idx) {
-  lua_State *L = x->L;
-  size_t len;
-  const char *s;
+/* the first bad accid of v[0..n) (1-based), if any, as a validation error */
+static int bad_accid(enc *x, const cms_str *v, long bad) {
   char path[32];
+  snprintf(path, sizeof path, "toAccids[%ld]", bad);
+  return cms_check_accid(path, v[bad - 1].s, v[bad - 1].n, x->e);
+}
+
+/* toAccids[i] (1-based) at idx, a string, into v[i - 1]; the strings stay
+ * anchored by the list, which no Lua code runs to change.  A non-string is
+ * reported after the accids before it are checked, so that the first bad
+ * entry is the one named. */
+static int take_accid(enc *x, cms_str *v, int i, int idx) {
+  lua_State *L = x->L;
   if (lua_type(L, idx) != LUA_TSTRING) {
+    char path[32];
+    long bad = cms_form_json_strings(NULL, v, (size_t)i - 1, cms_accid_chars, CMS_ACCID_MAX);
+    if (bad > 0) return bad_accid(x, v, bad);
     snprintf(path, sizeof path, "toAccids[%d]", i);
     return cms_verr_set(x->e, path, "%s must be a string (an accid), not a %s", path,
                         luaL_typename(L, idx));
   }
-  s = lua_tolstring(L, idx, &len);
-  if (!cms_accid_valid(s, len)) {
-    snprintf(path, sizeof path, "toAccids[%d]", i);
-    return cms_check_accid(path, s, len, x->e);
-  }
-  if (i > 1) cms_form_put(x->form, CMS_P_COMMA);
-  return cms_form_json_string(x->form, s, len);
+  v[i - 1].s = lua_tolstring(L, idx, &v[i - 1].n);
+  return 0;
 }
 
-/* toAccids at the top: written into the form.  The usual list is walked once
- * with lua_next (array order); a list whose keys come out of order takes the
- * exact path (sequence check, then 1..n). */
+/* OpenResty's LuaJIT counts a table's keys in one call (table.nkeys), where
+ * a C walk costs a lua_next per key, LuaJIT's dearest API call: kept in the
+ * registry under this address by lcms_open_encode, absent elsewhere */
+static const char nkeys_key = 0;
+
+void lcms_open_encode(lua_State *L) {
+  int top = lua_gettop(L);
+  lua_pushlightuserdata(L, (void *)&nkeys_key);
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "table.nkeys");
+  if (lua_isfunction(L, -2) && lua_pcall(L, 1, 1, 0) == 0 && lua_isfunction(L, -1))
+    lua_rawset(L, LUA_REGISTRYINDEX);
+  lua_settop(L, top);
+}
+
+/* the usual toAccids through table.nkeys: 1..#list, all strings, and no other
+ * key (nkeys == #list), read with lua_rawgeti; 0 when this is not known to
+ * hold (no nkeys, anything unusual), and nothing is taken */
+static int accids_by_count(enc *x, int list, cms_str *v, size_t *n) {
+  lua_State *L = x->L;
+  int top = lua_gettop(L), i, len = (int)lua_rawlen(L, list), ok = 1;
+  lua_pushlightuserdata(L, (void *)&nkeys_key);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  if (len < 1 || len > CMS_ACCIDS_MAX || !lua_isfunction(L, -1)) {
+    lua_settop(L, top);
+    return 0;
+  }
+  lua_pushvalue(L, list);
+  lua_call(L, 1, 1); /* table.nkeys reads raw and runs nothing of the caller's */
+  if (lua_tonumber(L, -1) != (lua_Number)len) {
+    lua_settop(L, top);
+    return 0;
+  }
+  luaL_checkstack(L, len, "commsease: no room on the Lua stack for toAccids");
+  for (i = 0; i < len && ok; i++) {
+    lua_rawgeti(L, list, i + 1); /* left on the stack until all are read */
+    if (lua_type(L, -1) == LUA_TSTRING) v[i].s = lua_tolstring(L, -1, &v[i].n);
+    else ok = 0;
+  }
+  lua_settop(L, top); /* the strings stay anchored by the list */
+  *n = (size_t)len;
+  return ok;
+}
+
+/* toAccids at the top: checked, then written into the form.  The usual list
+ * is counted with table.nkeys where there is one, or else walked once with
+ * lua_next (array order); any other takes the exact path (sequence check,
+ * then 1..n). */
 static int encode_accids(enc *x, const cms_rule *r) {
   lua_State *L = x->L;
   int list = lua_gettop(L), i = 0, in_order = 1;
-  size_t n, start;
+  size_t n;
+  long bad;
+  cms_str v[CMS_ACCIDS_MAX];
   if (lua_type(L, list) != LUA_TTABLE)
     return cms_verr_set(x->e, r->name, "toAccids must be a list of accids, not a %s",
                         luaL_typename(L, list));
-  cms_form_key(x->form, r->name);
-  cms_form_put(x->form, CMS_P_LBRACKET);
-  start = x->form ? x->form->len : 0;
+  if (accids_by_count(x, list, v, &n)) goto write;
   lua_pushnil(L);
   while (lua_next(L, list)) {
-    if (!lua_isinteger(L, -2) || lua_tointeger(L, -2) != i + 1 || i >= (int)r->max_items) {
+    /* anything unusual (a key out of order, a value that is not a string, one
+     * too many) takes the exact path, which says what is wrong */
+    if (i >= CMS_ACCIDS_MAX || !key_is(L, -2, i + 1) || lua_type(L, -1) != LUA_TSTRING) {
       lua_pop(L, 2);
       in_order = 0;
       break;
     }
+    v[i].s = lua_tolstring(L, -1, &v[i].n);
     i++;
-    if (put_accid(x, i, list + 2)) return -1;
     lua_pop(L, 1);
   }
   if (in_order) {
     n = (size_t)i;
   } else {
-    if (x->form) x->form->len = start;
     if (seq_len(L, list, &n))
       return cms_verr_set(x->e, r->name, "toAccids must be a list (keys 1..n, no holes)");
     if (cms_check_count(r, n, x->e)) return -1;
     for (i = 1; i <= (int)n; i++) {
       lua_rawgeti(L, list, i);
-      if (put_accid(x, i, list + 1)) return -1;
+      if (take_accid(x, v, i, list + 1)) return -1;
       lua_pop(L, 1);
     }
   }
   if (cms_check_count(r, n, x->e)) return -1;
-  if (cms_form_put(x->form, CMS_P_RBRACKET)) return oom(x, r->name);
+write:
+  if (cms_form_key(x->form, r->name) || cms_form_put(x->form, CMS_P_LBRACKET))
+    return oom(x, r->name);
+  /* checked as written: a bad accid is named by cms_check_accid's message */
+  bad = cms_form_json_strings(x->form, v, n, cms_accid_chars, CMS_ACCID_MAX);
+  if (bad > 0) return bad_accid(x, v, bad);
+  if (bad < 0 || cms_form_put(x->form, CMS_P_RBRACKET)) return oom(x, r->name);
   return 0;
 }
 
@@ -442,10 +520,11 @@ static int check_antispam(enc *x, int t) {
 /* the value of rule r at the top -> into the form */
 static int encode_param(enc *x, const cms_rule *r, int ids) {
   lua_State *L = x->L;
-  const char *name = r->name;
+  const char *name = r->name, *s = NULL; /* the wire value: s, len */
   fpath p = {0, name};
   long long n;
   int rc;
+  size_t len = 0;
   char num[32];
   switch (r->kind) {
     case CMS_K_MSGLIST: return encode_msglist(x, r, ids);
@@ -454,9 +533,8 @@ static int encode_param(enc *x, const cms_rule *r, int ids) {
     case CMS_K_INT:
     case CMS_K_POSINT:
       if ((rc = get_integer(L, -1, &n)) == 0) {
-        snprintf(num, sizeof num, "%lld", n);
-        lua_pop(L, 1);
-        lua_pushstring(L, num);
+        len = cms_buf_itoa(n, num);
+        s = num;
       } else if (rc == -2) {
         IMPRECISE(x, p, -1);
       } else if (lua_type(L, -1) != LUA_TSTRING) {
@@ -466,13 +544,11 @@ static int encode_param(enc *x, const cms_rule *r, int ids) {
       break;
     case CMS_K_FLAG:
       if (lua_isboolean(L, -1)) {
-        int b = lua_toboolean(L, -1);
-        lua_pop(L, 1);
-        lua_pushstring(L, b ? "1" : "0");
+        s = lua_toboolean(L, -1) ? "1" : "0";
+        len = 1;
       } else if ((rc = get_integer(L, -1, &n)) == 0) {
-        snprintf(num, sizeof num, "%lld", n);
-        lua_pop(L, 1);
-        lua_pushstring(L, num);
+        len = cms_buf_itoa(n, num);
+        s = num;
       } else if (rc == -2) {
         IMPRECISE(x, p, -1);
       } else {
@@ -482,9 +558,8 @@ static int encode_param(enc *x, const cms_rule *r, int ids) {
     case CMS_K_BOOL:
       if (!lua_isboolean(L, -1))
         FAIL(x, p, "%s must be a boolean, not a %s", path_, luaL_typename(L, -1));
-      n = lua_toboolean(L, -1);
-      lua_pop(L, 1);
-      lua_pushstring(L, n ? "true" : "false");
+      s = lua_toboolean(L, -1) ? "true" : "false";
+      len = strlen(s);
       break;
     case CMS_K_JSON: {
       int special = r == &cms_param_rules[CMS_PR_ANTISPAMCUSTOM];
@@ -501,17 +576,14 @@ static int encode_param(enc *x, const cms_rule *r, int ids) {
         FAIL(x, p, "%s must be a string, not a %s", path_, luaL_typename(L, -1));
       break;
   }
-  {
-    size_t len;
-    const char *s = lua_tolstring(L, -1, &len);
-    if (cms_check_value(r, name, s, len, x->e)) return -1;
-    if (cms_form_key(x->form, name) || cms_form_escape(x->form, s, len)) return oom(x, name);
-  }
+  if (!s) s = lua_tolstring(L, -1, &len); /* a string (JSON text included) at the top */
+  if (cms_check_value(r, name, s, len, x->e)) return -1;
+  if (cms_form_key(x->form, name) || cms_form_escape(x->form, s, len)) return oom(x, name);
   return 0;
 }
 
 int lcms_encode_params(lua_State *L, int params, cms_buf *form, cms_verr *e) {
-  int top = lua_gettop(L), ids, nrules = 0;
+  int top = lua_gettop(L), ids, nrules = CMS_PR_COUNT;
   const cms_rule *r;
   enc x;
   luaL_checkstack(L, 48, "commsease: no room on the Lua stack to encode params");
@@ -520,7 +592,6 @@ int lcms_encode_params(lua_State *L, int params, cms_buf *form, cms_verr *e) {
   x.form = form;
   x.e = e;
   x.params = params;
-  while (cms_param_rules[nrules].name) nrules++;
   if (form) cms_buf_reset(form);
   if (lua_type(L, params) != LUA_TTABLE) {
     cms_verr_set(e, "params", "params must be a table, not a %s", luaL_typename(L, params));
@@ -528,20 +599,19 @@ int lcms_encode_params(lua_State *L, int params, cms_buf *form, cms_verr *e) {
   }
   lua_createtable(L, 10, 0);
   ids = lua_gettop(L);
-  for (r = cms_param_rules; r->name; r++) lua_pushnil(L);
+  lua_settop(L, ids + nrules); /* a nil slot for each rule */
   x.slots = ids + 1;
   if (collect_fields(&x, params, cms_param_rules, 0, ids + 1)) goto fail;
   for (r = cms_param_rules; r->name; r++) {
     int slot = ids + 1 + (int)(r - cms_param_rules);
-    lua_pushvalue(L, slot);
-    if (lua_isnil(L, -1)) {
-      lua_pop(L, 1);
+    if (lua_type(L, slot) == LUA_TNIL) {
       if (r->required) {
         cms_verr_set(e, r->name, "%s is missing; it is required: %s", r->name, r->doc);
         goto fail;
       }
       continue;
     }
+    lua_pushvalue(L, slot);
     if (encode_param(&x, r, ids)) goto fail;
     lua_settop(L, ids + nrules);
   }

@@ -88,8 +88,12 @@ static const char lcms_key_jscratch = 0;
 #define TWO53 9007199254740992.0
 
 lcms_int_kind lcms_to_integer(lua_State *L, int idx, long long *out) {
-  double d;
   if (lua_type(L, idx) != LUA_TNUMBER) return LCMS_INT_NOT;
+  return lcms_number_to_integer(L, idx, out);
+}
+
+lcms_int_kind lcms_number_to_integer(lua_State *L, int idx, long long *out) {
+  double d;
 #if LUA_VERSION_NUM >= 503
   if (lua_isinteger(L, idx)) {
     *out = (long long)lua_tointeger(L, idx);

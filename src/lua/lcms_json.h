@@ -32,5 +32,7 @@ typedef enum lcms_int_kind {
   LCMS_INT_IMPRECISE  /* a whole float of magnitude >= 2^53 */
 } lcms_int_kind;
 lcms_int_kind lcms_to_integer(lua_State *L, int idx, long long *out);
+/* the same for a value already known to be a number */
+lcms_int_kind lcms_number_to_integer(lua_State *L, int idx, long long *out);
 
 #endif

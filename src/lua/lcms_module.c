@@ -193,7 +193,7 @@ static int l_checksum(lua_State *L) {
   const char *nonce = luaL_checkstring(L, 2);
   const char *curtime = luaL_checkstring(L, 3);
   char out[41];
-  if (cms_checksum(secret, n, nonce, curtime, out))
+  if (cms_checksum(NULL, secret, n, nonce, curtime, out))
     return luaL_error(L, "commsease.checksum: libcrypto failed");
   lua_pushstring(L, out);
   return 1;
@@ -206,6 +206,7 @@ __attribute__((visibility("default"))) int luaopen_commsease(lua_State *L) {
   const cms_msgtype *t;
   cms_http_global_init();
   lcms_open_json(L);
+  lcms_open_encode(L);
   lcms_open_errors(L);
   lcms_open_client(L);
   luaL_newlib(L, funcs);

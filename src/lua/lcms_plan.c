@@ -23,7 +23,7 @@
 
 /* the plan's Lua values, in its user value table */
 enum { UV_CLIENT = 1, UV_LIST, UV_RESULTS, UV_IDS, UV_PERR, UV_PROGRESS, UV_BODIES, UV_PCALLS,
-       UV_META, UV_JOBS, UV_TIMES, UV_BLOCK, UV_N = UV_BLOCK };
+       UV_META, UV_JOBS, UV_TIMES, UV_KEYS, UV_BLOCK, UV_N = UV_BLOCK };
 
 typedef struct lcms_plan_ud {
   lcms_run r;
@@ -65,22 +65,24 @@ static void store_perr(lua_State *L, lcms_plan_ud *p) {
 /* the job of call st->call, signed with sg */
 static void push_job(lua_State *L, lcms_plan_ud *p, const cms_sched_step *st, const lcms_sig *sg) {
   lcms_client *c = p->r.c;
+  int keys = p->uv + UV_KEYS, t;
   lua_createtable(L, 0, 6);
+  t = lua_gettop(L);
   lua_pushinteger(L, ++p->last_id);
   lua_pushvalue(L, -1);
   lua_pushinteger(L, st->call);
   lua_rawset(L, p->jobs); /* jobs[id] = call */
-  lua_setfield(L, -2, "id");
-  lua_pushliteral(L, "POST");
-  lua_setfield(L, -2, "method");
+  lcms_set(L, keys, t, LCMS_K_ID);
+  lua_rawgeti(L, keys, LCMS_K_POST);
+  lcms_set(L, keys, t, LCMS_K_METHOD);
   lua_pushstring(L, c->urls[st->endpoint]);
-  lua_setfield(L, -2, "url");
-  lcms_push_headers(L, c, sg, p->r.rids[st->call]);
-  lua_setfield(L, -2, "headers");
+  lcms_set(L, keys, t, LCMS_K_URL);
+  lcms_push_headers(L, keys, c, sg, p->r.rids[st->call]);
+  lcms_set(L, keys, t, LCMS_K_HEADERS);
   lua_pushlstring(L, c->form.data ? c->form.data : "", c->form.len);
-  lua_setfield(L, -2, "body");
+  lcms_set(L, keys, t, LCMS_K_BODY);
   lua_pushnumber(L, (lua_Number)c->http.timeout_ms / 1000.0);
-  lua_setfield(L, -2, "timeout");
+  lcms_set(L, keys, t, LCMS_K_TIMEOUT);
 }
 
 static int next_impl(lua_State *L) {
@@ -333,6 +335,8 @@ int lcms_plan(lua_State *L) {
   p->t_job = lua_newuserdata(L, sizeof(double) * ((size_t)n + 1));
   memset(p->t_job, 0, sizeof(double) * ((size_t)n + 1));
   lua_rawseti(L, uv, UV_TIMES);
+  lua_pushvalue(L, lua_upvalueindex(1)); /* the client's list of field names */
+  lua_rawseti(L, uv, UV_KEYS);
   p->r.L = L;
   p->r.c = c;
   /* a random base (a multiple of 2^20 below 2^50, exact on every Lua), so that

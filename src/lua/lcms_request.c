@@ -9,8 +9,8 @@
 
 int lcms_sign(lcms_client *c, lcms_sig *s) {
   if (cms_rand_hex32(&c->rand, s->nonce)) return -1;
-  snprintf(s->curtime, sizeof s->curtime, "%lld", (long long)time(NULL));
-  return cms_checksum(c->secret, c->secret_len, s->nonce, s->curtime, s->checksum);
+  cms_buf_itoa((long long)time(NULL), s->curtime);
+  return cms_checksum(&c->sha1, c->secret, c->secret_len, s->nonce, s->curtime, s->checksum);
 }
 
 /* overwrites the value after "Name: " in a header line of the same length */
@@ -60,22 +60,56 @@ oom:
   return -1;
 }
 
-void lcms_push_headers(lua_State *L, const lcms_client *c, const lcms_sig *s, const char *rid) {
+void lcms_push_keys(lua_State *L) {
+  static const char *const names[LCMS_K_COUNT] = {
+    [LCMS_K_ID] = "id", [LCMS_K_METHOD] = "method", [LCMS_K_URL] = "url",
+    [LCMS_K_HEADERS] = "headers", [LCMS_K_BODY] = "body", [LCMS_K_TIMEOUT] = "timeout",
+    [LCMS_K_MSGIDS] = "msgIds", [LCMS_K_REQUEST_ID] = "request_id", [LCMS_K_APPKEY] = "AppKey",
+    [LCMS_K_NONCE] = "Nonce", [LCMS_K_CURTIME] = "CurTime", [LCMS_K_CHECKSUM] = "CheckSum",
+    [LCMS_K_CONTENT_TYPE] = "Content-Type", [LCMS_K_REQUESTID] = "RequestId",
+    [LCMS_K_USER_AGENT] = "User-Agent", [LCMS_K_POST] = "POST",
+    [LCMS_K_CT_VALUE] = CMS_CONTENT_TYPE, [LCMS_K_UA_VALUE] = "commsease-lua/" LCMS_VERSION,
+  };
+  int k;
+  lua_createtable(L, LCMS_K_COUNT - 1, 0);
+  for (k = 1; k < LCMS_K_COUNT; k++) {
+    lua_pushstring(L, names[k]);
+    lua_rawseti(L, -2, k);
+  }
+}
+
+void lcms_set(lua_State *L, int keys, int t, lcms_key k) {
+  lua_rawgeti(L, keys, k);
+  lua_insert(L, -2);
+  lua_rawset(L, t);
+}
+
+/* t[name of k] = the string s */
+static void set_str(lua_State *L, int keys, int t, lcms_key k, const char *s, size_t n) {
+  lua_rawgeti(L, keys, k);
+  lua_pushlstring(L, s, n);
+  lua_rawset(L, t);
+}
+
+/* t[name of k] = the interned string v */
+static void set_key(lua_State *L, int keys, int t, lcms_key k, lcms_key v) {
+  lua_rawgeti(L, keys, k);
+  lua_rawgeti(L, keys, v);
+  lua_rawset(L, t);
+}
+
+void lcms_push_headers(lua_State *L, int keys, const lcms_client *c, const lcms_sig *s,
+                       const char *rid) {
+  int t;
   lua_createtable(L, 0, 7);
-  lua_pushstring(L, c->appkey);
-  lua_setfield(L, -2, "AppKey");
-  lua_pushstring(L, s->nonce);
-  lua_setfield(L, -2, "Nonce");
-  lua_pushstring(L, s->curtime);
-  lua_setfield(L, -2, "CurTime");
-  lua_pushstring(L, s->checksum);
-  lua_setfield(L, -2, "CheckSum");
-  lua_pushliteral(L, CMS_CONTENT_TYPE);
-  lua_setfield(L, -2, "Content-Type");
-  lua_pushstring(L, rid);
-  lua_setfield(L, -2, "RequestId");
-  lua_pushliteral(L, "commsease-lua/" LCMS_VERSION);
-  lua_setfield(L, -2, "User-Agent");
+  t = lua_gettop(L);
+  set_str(L, keys, t, LCMS_K_APPKEY, c->appkey, strlen(c->appkey));
+  set_str(L, keys, t, LCMS_K_NONCE, s->nonce, CMS_NONCE_LEN);
+  set_str(L, keys, t, LCMS_K_CURTIME, s->curtime, strlen(s->curtime));
+  set_str(L, keys, t, LCMS_K_CHECKSUM, s->checksum, 40);
+  set_key(L, keys, t, LCMS_K_CONTENT_TYPE, LCMS_K_CT_VALUE);
+  set_str(L, keys, t, LCMS_K_REQUESTID, rid, strlen(rid));
+  set_key(L, keys, t, LCMS_K_USER_AGENT, LCMS_K_UA_VALUE);
 }
 
 int lcms_push_transfer_error(lua_State *L, cms_http_outcome out, const cms_http_xfer *x,
