@@ -322,6 +322,21 @@ describe("client:stats", function()
     c:close()
   end)
 
+  it("refuses the plan's own methods inside on_attempt (counted as hook errors), the plan goes on", function()
+    local plan, inner
+    local c = helpers.client_for(emu, {on_attempt = function()
+      inner = {pcall(plan.next, plan)}
+      error(inner[2], 0)
+    end})
+    plan = assert(c:plan(text_params("pn")))
+    local report = drive_plan(plan, over_http)
+    assert.equal(1, report.ok)
+    assert.is_false(inner[1])
+    assert.matches("plan:next called from on_progress or on_attempt", inner[2])
+    assert.same({calls = 1, errors = 1}, c:stats().hooks)
+    c:close()
+  end)
+
   it("keeps the code a plan's driver gives a transport failure in the error value", function()
     local c = helpers.client_for(emu)
     local report = drive_plan(assert(c:plan(text_params("pc"), {retries = 0})), function()

@@ -264,7 +264,7 @@ static int report_impl(lua_State *L) {
 static int guarded(lua_State *L, lua_CFunction f, const char *name) {
   lcms_plan_ud *p = luaL_checkudata(L, 1, LCMS_PLAN_MT);
   int n = lua_gettop(L), rc;
-  if (p->busy) return luaL_error(L, "commsease: plan:%s called from on_progress", name);
+  if (p->busy) return luaL_error(L, "commsease: plan:%s called from on_progress or on_attempt", name);
   lua_pushcfunction(L, f);
   lua_insert(L, 1);
   p->busy = 1;
