@@ -32,6 +32,24 @@ describe("transport: sent", function()
   setup(function() emu = helpers.start_emulator({"--rate-limit", "0"}) end)
   teardown(function() emu:stop() end)
 
+  it("gives an answer over 1 MiB as a response error: sent, retryable, nothing fails over",
+     function()
+    local h = hostile("bigbody")
+    local c = helpers.client_for(emu, {endpoints = {h.base, emu.base}, retries = 1})
+    finally(function() c:close(); h.stop() end)
+    local before = emu:stats().requests
+    local res, err = c:send(params())
+    assert.is_nil(res)
+    assert.equal("response", err.kind)
+    assert.matches("1 MiB", err.message)
+    assert.is_true(err.sent)
+    assert.is_true(err.retryable) -- as every response error (commsease.parse says the same)
+    assert.equal(0, emu:stats().requests - before)
+    local _, perr = commsease.parse(200, ("x"):rep(1024 * 1024 + 1))
+    assert.equal(perr.retryable, err.retryable)
+    assert.equal(perr.sent, err.sent)
+  end)
+
   for _, case in ipairs(AFTER) do
     local mode, code, what = case[1], case[2], case[3]
     it("is true after " .. what .. " (code " .. code .. "), and nothing fails over", function()

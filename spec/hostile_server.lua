@@ -15,6 +15,7 @@ client's next request goes over a reused connection, and misbehaves on the secon
   partial     read the request, promise 1000 bytes of body, send 10, close
   weird       read the request, answer a status line that is not HTTP
   badchunk    read the request, answer a broken chunked body
+  bigbody     read the request, answer a 200 with a body of 1 MiB + 4 KiB
   nulbody     read the request, answer a valid CommsEase answer, a NUL, then garbage
   ka_refuse   (after the keep-alive answer) read the second request, stop listening, close:
               libcurl's reconnect to send it again is refused
@@ -101,6 +102,11 @@ local function misbehave(c, how)
   elseif how == "nulbody" then
     local body = OK_BODY .. "\0garbage"
     c:send("HTTP/1.1 200 OK\r\nContent-Length: " .. #body .. "\r\n\r\n" .. body)
+  elseif how == "bigbody" then -- a 200 whose body is over the 1 MiB a client reads
+    local n = 1024 * 1024 + 4096
+    c:send("HTTP/1.1 200 OK\r\nContent-Length: " .. n .. "\r\n\r\n")
+    c:settimeout(left())
+    c:send(string.rep("x", n)) -- (the client may hang up once it has read enough)
   elseif how == "badchunk" then
     c:send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{\"code\":200}\r\n0\r\n\r\n")
   else

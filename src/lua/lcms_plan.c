@@ -211,9 +211,7 @@ static int done_impl(lua_State *L) {
     size_t len;
     const char *body = lua_tolstring(L, 4, &len);
     if (len > CMS_MAX_ANSWER) {
-      lcms_errinfo ei = {"response", 0, "the answer is over 1 MiB; cut off", NULL, 0, 1,
-                         r->rids[i], ep};
-      nret = lcms_push_error(L, &ei);
+      nret = lcms_response_error(L, "the answer is over 1 MiB; cut off", r->rids[i], ep);
       too_big = 1; /* counted as send counts it */
     } else {
       lua_rawgeti(L, r->ids, i);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 #include "lcms.h"
+#include "lcms_answer.h"
 
 int lcms_sign(lcms_client *c, lcms_sig *s) {
   if (cms_rand_hex32(&c->rand, s->nonce)) return -1;
@@ -115,9 +116,8 @@ void lcms_push_headers(lua_State *L, int keys, const lcms_client *c, const lcms_
 int lcms_push_transfer_error(lua_State *L, cms_http_outcome out, const cms_http_xfer *x,
                              const char *rid, const char *endpoint) {
   if (out == CMS_HTTP_TOO_BIG) {
-    lcms_errinfo ei = {"response", 0, "the answer is over 1 MiB; cut off", NULL, 0, 1, rid,
-                       endpoint};
-    return lcms_push_error(L, &ei);
+    /* sent, and what became of it unknown: retryable, as every response error */
+    return lcms_response_error(L, "the answer is over 1 MiB; cut off", rid, endpoint);
   } else {
     lcms_errinfo ei = {"transport", (long long)x->rc, cms_http_describe(x), NULL,
                        out != CMS_HTTP_LOCAL, out == CMS_HTTP_AMBIGUOUS, rid, endpoint};
