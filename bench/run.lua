@@ -3,7 +3,7 @@
 --     lua5.4 bench/run.lua
 -- Assumes `make all` built build/commsease.so and build/commsease-emulator;
 -- compiles only the bench's own C programs (make -C bench).
--- Env: BENCH_N (requests per case, default 5000), BENCH_REPS (default 5),
+-- Env: BENCH_N (requests per case, default 5000), BENCH_REPS (default 9),
 --      BENCH_RSS_N1 / BENCH_RSS_N2 (default 10000 / 100000), BENCH_WRK_SECONDS (3),
 --      BENCH_IR (default 1: also count instructions per request under callgrind),
 --      BENCH_IR_N (default 1000: the longer of the two callgrind runs; the shorter is a fifth),
@@ -17,7 +17,7 @@ local socket = require "socket"
 
 local LUA = arg[-1] or "lua5.4"
 local N = math.tointeger(tonumber(os.getenv("BENCH_N") or "")) or 5000
-local REPS = math.tointeger(tonumber(os.getenv("BENCH_REPS") or "")) or 5
+local REPS = math.tointeger(tonumber(os.getenv("BENCH_REPS") or "")) or 9
 local IR = os.getenv("BENCH_IR") ~= "0"
 local RSS_N1 = math.tointeger(tonumber(os.getenv("BENCH_RSS_N1") or "")) or 10000
 local RSS_N2 = math.tointeger(tonumber(os.getenv("BENCH_RSS_N2") or "")) or 100000
