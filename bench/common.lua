@@ -30,6 +30,22 @@ function M.params(batch)
   return {roomid = M.ROOMID, fromAccid = "bench", toAccids = to, msgList = ml}
 end
 
+-- BENCH_REPS: interleaved repetitions of every case (run.lua and resty.lua alike)
+M.REPS = tonumber(os.getenv("BENCH_REPS") or "") or 9
+assert(M.REPS >= 1 and M.REPS <= 15 and M.REPS == math.floor(M.REPS), "BENCH_REPS must be 1..15")
+
+-- the median of a list of numbers (nil for none)
+function M.median(t)
+  local s = {}
+  for i, v in ipairs(t) do s[i] = v end
+  table.sort(s)
+  local n = #s
+  if n == 0 then return nil end
+  local h = math.floor(n / 2) -- (no //: nginx's LuaJIT loads this file too)
+  if n % 2 == 1 then return s[h + 1] end
+  return (s[h] + s[h + 1]) / 2
+end
+
 -- --key value pairs -> table (numbers converted where they look like one)
 function M.args(argv, defaults)
   local o = {}

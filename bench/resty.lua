@@ -11,7 +11,7 @@
 --    emulator enforcing the same limit (100 calls/s, the service's default).  Target:
 --    within 1.1x of the floor, and no 416.
 -- Env: BENCH_RESTY_CALLS (calls per CPU case, default 2000), BENCH_RESTY_PACED (calls
---      of the paced case, default 300), BENCH_REPS (default 5; medians are reported).
+--      of the paced case, default 300), BENCH_REPS (default 9, as run.lua's; medians are reported).
 package.path = "bench/?.lua;spec/?.lua;" .. package.path
 package.cpath = "build/?.so;" .. package.cpath
 local socket = require "socket"
@@ -19,24 +19,16 @@ local cjson = require "cjson"
 local commsease = require "commsease"
 local helpers = require "helpers"
 local nginx = require "helpers_nginx"
+local common = require "common"
+local median = common.median
 
 local CALLS = math.tointeger(tonumber(os.getenv("BENCH_RESTY_CALLS") or "")) or 2000
 local PACED = math.tointeger(tonumber(os.getenv("BENCH_RESTY_PACED") or "")) or 300
-local REPS = math.tointeger(tonumber(os.getenv("BENCH_REPS") or "")) or 5
+local REPS = common.REPS
 local RATE = 100
 assert(CALLS >= 10 and CALLS <= 100000, "BENCH_RESTY_CALLS must be 10..100000")
 assert(PACED >= 10 and PACED <= 100000, "BENCH_RESTY_PACED must be 10..100000")
-assert(REPS >= 1 and REPS <= 15, "BENCH_REPS must be 1..15")
 
-local function median(t)
-  local s = {}
-  for i, v in ipairs(t) do s[i] = v end
-  table.sort(s)
-  local n = #s
-  if n == 0 then return nil end
-  if n % 2 == 1 then return s[(n + 1) // 2] end
-  return (s[n // 2] + s[n // 2 + 1]) / 2
-end
 
 -- the fan-out, run in a timer of the (single) worker; the answer is polled from a dict
 local FANOUT = [[

@@ -14,10 +14,14 @@
 --      BENCH_N=100 BENCH_REPS=1 BENCH_RSS_N1=50 BENCH_RSS_N2=100 BENCH_WRK_SECONDS=1 \
 --      BENCH_IR_N=100 lua5.4 bench/run.lua
 local socket = require "socket"
+package.path = "bench/?.lua;" .. package.path
+package.cpath = "build/?.so;" .. package.cpath
+local common = require "common"
+local median = common.median
 
 local LUA = arg[-1] or "lua5.4"
 local N = math.tointeger(tonumber(os.getenv("BENCH_N") or "")) or 5000
-local REPS = math.tointeger(tonumber(os.getenv("BENCH_REPS") or "")) or 9
+local REPS = common.REPS
 local IR = os.getenv("BENCH_IR") ~= "0"
 local RSS_N1 = math.tointeger(tonumber(os.getenv("BENCH_RSS_N1") or "")) or 10000
 local RSS_N2 = math.tointeger(tonumber(os.getenv("BENCH_RSS_N2") or "")) or 100000
@@ -33,7 +37,6 @@ local N_PREP = 4 * N                   -- prepare() is cheap: more of them
 local APPKEY, SECRET = "benchkey", "benchsecret"
 local CLIENT_TIMEOUT = 150             -- seconds, per client process (coreutils timeout)
 assert(N >= 100 and N <= 1000000, "BENCH_N must be 100..1000000")
-assert(REPS >= 1 and REPS <= 15, "BENCH_REPS must be 1..15")
 assert(RSS_N1 >= 1 and RSS_N2 > RSS_N1 and RSS_N2 <= 2000000, "bad BENCH_RSS_N1/N2")
 assert(WRK_S >= 1 and WRK_S <= 30, "BENCH_WRK_SECONDS must be 1..30")
 assert(IR_N >= 50 and IR_N <= 100000, "BENCH_IR_N must be 50..100000")
@@ -107,15 +110,6 @@ local function run_client(cmd)
   return r
 end
 
-local function median(t)
-  local s = {}
-  for i, v in ipairs(t) do s[i] = v end
-  table.sort(s)
-  local n = #s
-  if n == 0 then return nil end
-  if n % 2 == 1 then return s[(n + 1) // 2] end
-  return (s[n // 2] + s[n // 2 + 1]) / 2
-end
 
 -- --- wrk: the server's own ceiling ---
 local function wrk(url, script_body)
@@ -143,9 +137,6 @@ local function wrk_script(req)
 end
 
 -- a signed request from the module itself, for wrk
-package.path = "bench/?.lua;" .. package.path
-package.cpath = "build/?.so;" .. package.cpath
-local common = require "common"
 local commsease = require "commsease"
 local function prepared(url, batch)
   local opts = {appkey = APPKEY, secret = SECRET, endpoint = url, timeout = 5, retries = 0,
