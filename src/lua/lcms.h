@@ -124,9 +124,11 @@ typedef enum lcms_key {
 void lcms_push_keys(lua_State *L);
 /* t[name of k] = the value on top (popped); t at index t (absolute), keys at keys */
 void lcms_set(lua_State *L, int keys, int t, lcms_key k);
-/* the headers table of a signed request (keys: the index of the list of names) */
-void lcms_push_headers(lua_State *L, int keys, const lcms_client *c, const lcms_sig *s,
-                       const char *rid);
+/* {method, url, headers, body} of a request signed with s to endpoint ep, the body
+ * being the client's form, with room for `more` fields besides; returns its index
+ * (keys: the index of the list of names) */
+int lcms_push_request(lua_State *L, int keys, const lcms_client *c, int ep, const lcms_sig *s,
+                      const char *rid, int more);
 int lcms_push_transfer_error(lua_State *L, cms_http_outcome out, const cms_http_xfer *x,
                              const char *rid, const char *endpoint);
 /* a local failure (memory, no random bytes): nil, err of kind transport */

@@ -210,20 +210,45 @@ static void push_number(rd *r, size_t i, size_t j, int plain) {
 
 static size_t push_value(rd *r, size_t i);
 
-static size_t push_object(rd *r, size_t i) {
+/* which of time, roomId and type (0, 1, 2) the name k of n bytes is; -1: none */
+static int int_field(const char *k, size_t n) {
+  if (n == 4 && memcmp(k, "time", 4) == 0) return 0;
+  if (n == 6 && memcmp(k, "roomId", 6) == 0) return 1;
+  if (n == 4 && memcmp(k, "type", 4) == 0) return 2;
+  return -1;
+}
+
+/* record: a success record, whose time, roomId and type are made integers while
+ * they are pushed, as lcms_result_ints makes them; then (size_t)-1 when the
+ * last of one of those names is not an integer */
+static size_t push_object(rd *r, size_t i, int record) {
   lua_State *L = r->L;
+  int bad[3] = {0, 0, 0};
   lua_createtable(L, 0, (int)next_count(r));
   i = ws(r, i + 1);
   if (r->s[i] == '}') return i + 1;
   for (;;) {
-    int esc;
+    int esc, which = -1;
     size_t j = str_end(r, i, &esc);
     push_str(r, i, j, esc);
+    if (record) { /* the name as it decodes */
+      size_t klen = j - i - 2;
+      const char *key = esc ? lua_tolstring(L, -1, &klen) : (const char *)r->s + i + 1;
+      which = int_field(key, klen);
+    }
     i = ws(r, ws(r, j) + 1); /* the colon */
     i = push_value(r, i);
+    if (which >= 0) {
+      long long v;
+      bad[which] = lcms_result_int(L, -1, &v) != 0;
+      if (!bad[which]) {
+        lua_pop(L, 1);
+        lcms_push_result_int(L, v);
+      }
+    }
     lua_rawset(L, -3);
     i = ws(r, i);
-    if (r->s[i] == '}') return i + 1;
+    if (r->s[i] == '}') return bad[0] || bad[1] || bad[2] ? (size_t)-1 : i + 1;
     i = ws(r, i + 1); /* the comma */
   }
 }
@@ -251,7 +276,7 @@ static size_t push_value(rd *r, size_t i) {
   switch (r->s[i]) {
     case '{':
       luaL_checkstack(L, 3, "commsease: JSON nested too deep");
-      return push_object(r, i);
+      return push_object(r, i, 0);
     case '[':
       luaL_checkstack(L, 2, "commsease: JSON nested too deep");
       return push_array(r, i);
@@ -395,52 +420,6 @@ static size_t push_outcome(rd *r, size_t i) {
   return after;
 }
 
-/* which of time, roomId and type (0, 1, 2) the name k of n bytes is; -1: none */
-static int int_field(const char *k, size_t n) {
-  if (n == 4 && memcmp(k, "time", 4) == 0) return 0;
-  if (n == 6 && memcmp(k, "roomId", 6) == 0) return 1;
-  if (n == 4 && memcmp(k, "type", 4) == 0) return 2;
-  return -1;
-}
-
-/* a success record at i (an object, or an empty array): pushed as push_value
- * pushes it, with time, roomId and type made integers while they are pushed,
- * as lcms_result_ints makes them; (size_t)-1 when the last of one of those
- * names is not an integer */
-static size_t push_record(rd *r, size_t i) {
-  lua_State *L = r->L;
-  const unsigned char *s = r->s;
-  int bad[3] = {0, 0, 0};
-  if (s[i] != '{') return push_value(r, i);
-  luaL_checkstack(L, 3, "commsease: JSON nested too deep");
-  lua_createtable(L, 0, (int)next_count(r));
-  i = ws(r, i + 1);
-  if (s[i] == '}') return i + 1;
-  for (;;) {
-    int esc, which;
-    size_t j = str_end(r, i, &esc), klen = j - i - 2;
-    const char *key = (const char *)s + i + 1;
-    push_str(r, i, j, esc);
-    if (esc) key = lua_tolstring(L, -1, &klen); /* what the name decodes to */
-    which = int_field(key, klen);
-    i = ws(r, ws(r, j) + 1); /* the colon */
-    i = push_value(r, i);
-    if (which >= 0) {
-      long long v;
-      bad[which] = lcms_result_int(L, -1, &v) != 0;
-      if (!bad[which]) {
-        lua_pop(L, 1);
-        lcms_push_result_int(L, v);
-      }
-    }
-    lua_rawset(L, -3);
-    i = ws(r, i);
-    if (s[i] == '}') break;
-    i = ws(r, i + 1); /* the comma */
-  }
-  return bad[0] || bad[1] || bad[2] ? (size_t)-1 : i + 1;
-}
-
 /* success or fail at p: an array of objects keyed by msgId (or absent, null,
  * or an empty object, as a decoded table would pass) -> the map at dst */
 static int read_list(rd *r, const part *p, int dst, int is_success, int outcomes) {
@@ -477,8 +456,13 @@ static int read_list(rd *r, const part *p, int dst, int is_success, int outcomes
               i = push_outcome(r, i);
               if (i == (size_t)-1) return -1;
             } else {
-              i = push_record(r, i);
-              if (i == (size_t)-1) return -1;
+              if (s[i] == '{') {
+                luaL_checkstack(L, 3, "commsease: JSON nested too deep");
+                i = push_object(r, i, 1);
+                if (i == (size_t)-1) return -1;
+              } else {
+                i = push_value(r, i); /* an empty array: a table with no fields */
+              }
             }
           } else if (s[i] == '"') {
             j = str_end(r, i, &esc);

@@ -249,17 +249,7 @@ static int client_prepare(lua_State *L) {
   if (cms_rand_hex32(&c->rand, rid) || lcms_sign(c, &s))
     return lcms_push_local_error(L, "could not sign the request (libcrypto failure)", NULL);
   {
-    int keys = lua_upvalueindex(1), t;
-    lua_createtable(L, 0, 6);
-    t = lua_gettop(L);
-    lua_rawgeti(L, keys, LCMS_K_POST);
-    lcms_set(L, keys, t, LCMS_K_METHOD);
-    lua_pushstring(L, c->urls[0]);
-    lcms_set(L, keys, t, LCMS_K_URL);
-    lcms_push_headers(L, keys, c, &s, rid);
-    lcms_set(L, keys, t, LCMS_K_HEADERS);
-    lua_pushlstring(L, c->form.data ? c->form.data : "", c->form.len);
-    lcms_set(L, keys, t, LCMS_K_BODY);
+    int keys = lua_upvalueindex(1), t = lcms_push_request(L, keys, c, 0, &s, rid, 2);
     lua_pushvalue(L, 3);
     lcms_set(L, keys, t, LCMS_K_MSGIDS);
     lua_pushlstring(L, rid, CMS_NONCE_LEN);

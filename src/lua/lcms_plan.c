@@ -65,22 +65,13 @@ static void store_perr(lua_State *L, lcms_plan_ud *p) {
 /* the job of call st->call, signed with sg */
 static void push_job(lua_State *L, lcms_plan_ud *p, const cms_sched_step *st, const lcms_sig *sg) {
   lcms_client *c = p->r.c;
-  int keys = p->uv + UV_KEYS, t;
-  lua_createtable(L, 0, 6);
-  t = lua_gettop(L);
+  int keys = p->uv + UV_KEYS;
+  int t = lcms_push_request(L, keys, c, st->endpoint, sg, p->r.rids[st->call], 2);
   lua_pushinteger(L, ++p->last_id);
   lua_pushvalue(L, -1);
   lua_pushinteger(L, st->call);
   lua_rawset(L, p->jobs); /* jobs[id] = call */
   lcms_set(L, keys, t, LCMS_K_ID);
-  lua_rawgeti(L, keys, LCMS_K_POST);
-  lcms_set(L, keys, t, LCMS_K_METHOD);
-  lua_pushstring(L, c->urls[st->endpoint]);
-  lcms_set(L, keys, t, LCMS_K_URL);
-  lcms_push_headers(L, keys, c, sg, p->r.rids[st->call]);
-  lcms_set(L, keys, t, LCMS_K_HEADERS);
-  lua_pushlstring(L, c->form.data ? c->form.data : "", c->form.len);
-  lcms_set(L, keys, t, LCMS_K_BODY);
   lua_pushnumber(L, (lua_Number)c->http.timeout_ms / 1000.0);
   lcms_set(L, keys, t, LCMS_K_TIMEOUT);
 }

@@ -99,8 +99,9 @@ static void set_key(lua_State *L, int keys, int t, lcms_key k, lcms_key v) {
   lua_rawset(L, t);
 }
 
-void lcms_push_headers(lua_State *L, int keys, const lcms_client *c, const lcms_sig *s,
-                       const char *rid) {
+/* the headers table of a signed request */
+static void push_headers(lua_State *L, int keys, const lcms_client *c, const lcms_sig *s,
+                         const char *rid) {
   int t;
   lua_createtable(L, 0, 7);
   t = lua_gettop(L);
@@ -111,6 +112,19 @@ void lcms_push_headers(lua_State *L, int keys, const lcms_client *c, const lcms_
   set_key(L, keys, t, LCMS_K_CONTENT_TYPE, LCMS_K_CT_VALUE);
   set_str(L, keys, t, LCMS_K_REQUESTID, rid, strlen(rid));
   set_key(L, keys, t, LCMS_K_USER_AGENT, LCMS_K_UA_VALUE);
+}
+
+int lcms_push_request(lua_State *L, int keys, const lcms_client *c, int ep, const lcms_sig *s,
+                      const char *rid, int more) {
+  int t;
+  lua_createtable(L, 0, 4 + more);
+  t = lua_gettop(L);
+  set_key(L, keys, t, LCMS_K_METHOD, LCMS_K_POST);
+  set_str(L, keys, t, LCMS_K_URL, c->urls[ep], strlen(c->urls[ep]));
+  push_headers(L, keys, c, s, rid);
+  lcms_set(L, keys, t, LCMS_K_HEADERS);
+  set_str(L, keys, t, LCMS_K_BODY, c->form.data ? c->form.data : "", c->form.len);
+  return t;
 }
 
 int lcms_push_transfer_error(lua_State *L, cms_http_outcome out, const cms_http_xfer *x,
