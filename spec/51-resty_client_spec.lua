@@ -328,9 +328,11 @@ describe("commsease.resty", function()
         for i, r in ipairs(results) do if r.rid == x.request_id then call = i end end
         assert.truthy(call, "attempt " .. n .. " belongs to a call")
         assert.is_true(x.ms > 0 and x.ms < 5000, "attempt " .. n .. " ms " .. tostring(x.ms))
+        -- (numbers as integers: JSON brings them back as floats on 5.3+)
+        local function str(v) return type(v) == "number" and ("%d"):format(v) or tostring(v) end
         t[n] = ("call %d attempt %s %s %s status=%s transport=%s code=%s resend=%s"):format(
-          call, tostring(x.attempt), x.endpoint, x.path, tostring(x.status), tostring(x.transport),
-          tostring(x.code), tostring(x.resend))
+          call, str(x.attempt), x.endpoint, x.path, str(x.status), str(x.transport),
+          str(x.code), str(x.resend))
       end
       return t
     end
