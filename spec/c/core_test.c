@@ -181,6 +181,73 @@ static void test_accids(void) {
   CHECK(cms_accid_valid("abcdefghijabcdefghijabcdefghijab", 32), "32 characters");
 }
 
+/* a joined list is written as the same list of views is, and breaks where
+ * it does; random lists of accid bytes, a separator now and then inside */
+static void test_json_joined(void) {
+  static const char pool[] = "abcXYZ019_@.-,";
+  int round;
+  for (round = 0; round < 3000; round++) {
+    char joined[4200];
+    cms_str v[101];
+    unsigned char first[101];
+    size_t count = 1 + next_byte() % 100, i, n = 0, max = 1 + next_byte() % 40;
+    long want, got;
+    cms_buf a, b;
+    int commas = round % 3 == 0; /* some items hold the separator */
+    for (i = 0; i < count; i++) {
+      size_t len = next_byte() % 36, k;
+      if (i) joined[n++] = ',';
+      v[i].s = joined + n;
+      for (k = 0; k < len; k++) {
+        char c = pool[next_byte() % (sizeof pool - (commas ? 1 : 2))];
+        joined[n++] = c;
+      }
+      v[i].n = len;
+    }
+    cms_buf_init(&a, 0);
+    cms_buf_init(&b, 0);
+    cms_buf_addc(&a, 'x');
+    cms_buf_addc(&b, 'x');
+    got = cms_form_json_joined(&b, joined, n, ',', count, cms_accid_chars, max, first);
+    if (commas && memchr(joined, ',', n) != NULL) {
+      /* split at every comma: more items than count, unless a bad one comes first */
+      size_t pieces = 1, k;
+      for (k = 0; k < n; k++) pieces += joined[k] == ',';
+      if (pieces != count) {
+        CHECK(got == -2 || (got > 0 && (size_t)got <= count), "round %d: %ld", round, got);
+        CHECK(b.len == 1 && strcmp(b.data, "x") == 0, "round %d: the length is kept", round);
+        cms_buf_free(&a);
+        cms_buf_free(&b);
+        continue;
+      }
+    }
+    want = cms_form_json_strings(&a, v, count, cms_accid_chars, max);
+    CHECK(got == want, "round %d: %ld, the views say %ld", round, got, want);
+    CHECK(a.len == b.len && memcmp(a.data, b.data, a.len) == 0, "round %d: other bytes", round);
+    for (i = 0; want == 0 && i < count; i++)
+      CHECK(first[i] == (v[i].n ? (unsigned char)v[i].s[0] : 0), "round %d: first[%zu]", round, i);
+    cms_buf_free(&a);
+    cms_buf_free(&b);
+  }
+  {
+    cms_buf b;
+    unsigned char first[4];
+    cms_buf_init(&b, 0);
+    CHECK(cms_form_json_joined(&b, "a,b", 3, ',', 3, cms_accid_chars, 8, first) == -2 &&
+              b.len == 0, "fewer items than count");
+    CHECK(cms_form_json_joined(&b, "a,b,c", 5, ',', 2, cms_accid_chars, 8, first) == -2 &&
+              b.len == 0, "more items than count");
+    CHECK(cms_form_json_joined(&b, "a,b c", 5, ',', 2, cms_accid_chars, 8, first) == 2,
+          "the second is bad");
+    CHECK(cms_form_json_joined(&b, ",b", 2, ',', 2, cms_accid_chars, 8, first) == 1,
+          "the first is empty");
+    CHECK(cms_form_json_joined(&b, "a,p@1", 5, ',', 2, cms_accid_chars, 8, first) == 0 &&
+              strcmp(b.data, "%22a%22%2C%22p%401%22") == 0 && first[0] == 'a' && first[1] == 'p',
+          "two: %s", cms_buf_cstr(&b));
+    cms_buf_free(&b);
+  }
+}
+
 static void test_signing(void) {
   char out[41], nonce[CMS_NONCE_LEN + 1], other[CMS_NONCE_LEN + 1], md5[33];
   CHECK(cms_checksum(NULL, "secret", 6, "12345", "1508481877", out) == 0 &&
@@ -488,6 +555,7 @@ int main(void) {
   test_ints();
   test_utf16();
   test_accids();
+  test_json_joined();
   test_signing();
   test_json_check();
   test_api_codes();

@@ -134,6 +134,48 @@ long cms_form_json_strings(cms_buf *b, const cms_str *v, size_t n,
   return 0;
 }
 
+long cms_form_json_joined(cms_buf *b, const char *s, size_t n, char sep, size_t count,
+                          const unsigned char allowed[256], size_t max, unsigned char *first) {
+  const unsigned char *p = (const unsigned char *)s, *e = p + n, *start = p;
+  size_t k = 0, len0;
+  unsigned char ok = 1, cut = (unsigned char)sep;
+  char *o;
+  if (count == 0 || max > ((size_t)1 << 20) || n > ((size_t)-1 / 2 - 16) / 18) return -1;
+  /* as cms_form_json_strings: each byte at most 18, a separator 9, the quotes 6 */
+  if (!(o = room(b, 18 * n + 16))) return -1;
+  len0 = b->len;
+  *o++ = '%', *o++ = '2', *o++ = '2';
+  first[0] = p < e ? *p : 0;
+  while (p < e) {
+    unsigned c = *p++;
+    if (c == cut) {
+      if ((size_t)(p - 1 - start) - 1 >= max || !ok) goto bad; /* 0 wraps round */
+      if (++k == count) goto bad;
+      *o++ = '%', *o++ = '2', *o++ = '2', *o++ = '%', *o++ = '2', *o++ = 'C';
+      *o++ = '%', *o++ = '2', *o++ = '2';
+      start = p;
+      first[k] = p < e ? *p : 0;
+      continue;
+    }
+    ok &= allowed[c];
+    memcpy(o, jtab[c], 8);
+    o += jlen[c];
+  }
+  if ((size_t)(p - start) - 1 >= max || !ok) goto bad;
+  if (k + 1 != count) {
+    k = count; /* fewer items than count */
+    goto bad;
+  }
+  *o++ = '%', *o++ = '2', *o++ = '2';
+  b->len = (size_t)(o - b->data);
+  b->data[b->len] = '\0';
+  return 0;
+bad:
+  b->len = len0;
+  b->data[len0] = '\0';
+  return k < count ? (long)k + 1 : -2;
+}
+
 int cms_form_int(cms_buf *b, long long v) {
   char *o;
   if (!b) return 0;
