@@ -248,6 +248,63 @@ static void test_json_joined(void) {
   }
 }
 
+/* a message object as cms_form_msg writes it: unescaped by libcurl, parsed
+ * by cJSON, every field as given, absent ones left out, comma before all
+ * but the first */
+static void test_form_msg(void) {
+  const char *texts[] = {"", "hello", "q\"b\\ \x01 caf\xc3\xa9", "{\"k\":[1,2]}"};
+  int round;
+  for (round = 0; round < 400; round++) {
+    cms_msg_view v;
+    cms_buf b;
+    char *raw;
+    int rawlen = 0, first = round % 2;
+    cJSON *j = NULL, *m;
+    memset(&v, 0, sizeof v);
+    v.msgId = texts[round % 4], v.msgId_len = strlen(v.msgId);
+    v.has_msgType = 1, v.msgType = (long long)(next_byte() % 12) - 1;
+    if (round % 3) v.attach = texts[(round / 3) % 4], v.attach_len = strlen(v.attach);
+    if (round % 5 == 0) v.ext = texts[(round / 5) % 4], v.ext_len = strlen(v.ext);
+    if (round % 7 == 0) v.has_subType = 1, v.subType = 1000000007LL * (round + 1);
+    if (round % 4 == 1) v.has_resendFlag = 1, v.resendFlag = round % 8 == 1;
+    cms_buf_init(&b, 0);
+    cms_form_lit(&b, "[");
+    if (!first) cms_form_lit(&b, "0");
+    CHECK(cms_form_msg(&b, &v, first) == 0, "round %d: written", round);
+    cms_form_lit(&b, "]");
+    raw = curl_easy_unescape(NULL, b.data, (int)b.len, &rawlen);
+    if (raw) j = cJSON_ParseWithLength(raw, (size_t)rawlen);
+    m = j ? cJSON_GetArrayItem(j, first ? 0 : 1) : NULL;
+    CHECK(m && cJSON_IsObject(m) && cJSON_GetArraySize(j) == (first ? 1 : 2),
+          "round %d: not one object after %s: %s", round, first ? "[" : "0", raw ? raw : "?");
+    if (m) {
+      cJSON *f;
+      int fields = 2;
+      CHECK((f = cJSON_GetObjectItem(m, "msgId")) && cJSON_IsString(f) &&
+                strcmp(f->valuestring, v.msgId) == 0, "round %d: msgId", round);
+      CHECK((f = cJSON_GetObjectItem(m, "msgType")) && cJSON_IsNumber(f) &&
+                f->valuedouble == (double)v.msgType, "round %d: msgType", round);
+      f = cJSON_GetObjectItem(m, "attach");
+      CHECK(v.attach ? f && cJSON_IsString(f) && strcmp(f->valuestring, v.attach) == 0 : !f,
+            "round %d: attach", round);
+      f = cJSON_GetObjectItem(m, "ext");
+      CHECK(v.ext ? f && cJSON_IsString(f) && strcmp(f->valuestring, v.ext) == 0 : !f,
+            "round %d: ext", round);
+      f = cJSON_GetObjectItem(m, "subType");
+      CHECK(v.has_subType ? f && f->valuedouble == (double)v.subType : !f, "round %d: subType",
+            round);
+      f = cJSON_GetObjectItem(m, "resendFlag");
+      CHECK(v.has_resendFlag ? f && f->valuedouble == (double)v.resendFlag : !f,
+            "round %d: resendFlag", round);
+      fields += !!v.attach + !!v.ext + v.has_subType + v.has_resendFlag;
+      CHECK(cJSON_GetArraySize(m) == fields, "round %d: %d fields", round, fields);
+    }
+    cJSON_Delete(j);
+    curl_free(raw);
+    cms_buf_free(&b);
+  }
+}
+
 static void test_signing(void) {
   char out[41], nonce[CMS_NONCE_LEN + 1], other[CMS_NONCE_LEN + 1], md5[33];
   CHECK(cms_checksum(NULL, "secret", 6, "12345", "1508481877", out) == 0 &&
@@ -556,6 +613,7 @@ int main(void) {
   test_utf16();
   test_accids();
   test_json_joined();
+  test_form_msg();
   test_signing();
   test_json_check();
   test_api_codes();

@@ -1,5 +1,6 @@
 #include "cms_form.h"
 #include "cms_chars.h"
+#include "cms_rules.h"
 #include <string.h>
 
 static const char hexd[] = "0123456789ABCDEF";
@@ -75,20 +76,26 @@ int cms_form_lit(cms_buf *b, const char *s) { return cms_form_escape(b, s, strle
 static const char jtab[256][8] = {R64(JE, 0), R64(JE, 64), R64(JE, 128), R64(JE, 192)};
 static const unsigned char jlen[256] = {R64(JL, 0), R64(JL, 64), R64(JL, 128), R64(JL, 192)};
 
+/* s[0..n) as a quoted JSON string, percent-encoded, at o (room checked by
+ * the caller: 18 bytes a byte and 16 more); returns the end */
+static inline char *json_quoted(char *o, const char *s, size_t n) {
+  const unsigned char *p = (const unsigned char *)s, *e = p + n;
+  *o++ = '%', *o++ = '2', *o++ = '2'; /* " */
+  while (p < e) {
+    memcpy(o, jtab[*p], 8);
+    o += jlen[*p++];
+  }
+  *o++ = '%', *o++ = '2', *o++ = '2';
+  return o;
+}
+
 int cms_form_json_string(cms_buf *b, const char *s, size_t n) {
-  const unsigned char *p = (const unsigned char *)s;
   char *o;
-  size_t i;
   if (!b) return 0;
   /* worst case: a control byte becomes \u00XX, 6 characters of 3 bytes each;
    * each entry is copied whole (8 bytes), so 8 more than that */
   if (n > ((size_t)-1 - 16) / 18 || !(o = room(b, 18 * n + 16))) return -1;
-  *o++ = '%', *o++ = '2', *o++ = '2'; /* " */
-  for (i = 0; i < n; i++) {
-    memcpy(o, jtab[p[i]], 8);
-    o += jlen[p[i]];
-  }
-  *o++ = '%', *o++ = '2', *o++ = '2';
+  o = json_quoted(o, s, n);
   b->len = (size_t)(o - b->data);
   b->data[b->len] = '\0';
   return 0;
@@ -206,6 +213,48 @@ int cms_form_put(cms_buf *b, cms_piece p) {
   if (!o) return -1;
   memcpy(o, cms_form_pieces[p].pct, sizeof cms_form_pieces[p].pct);
   b->len += n;
+  b->data[b->len] = '\0';
+  return 0;
+}
+
+/* a piece at o (32 bytes copied, its length kept) */
+static inline char *piece(char *o, cms_piece p) {
+  memcpy(o, cms_form_pieces[p].pct, sizeof cms_form_pieces[p].pct);
+  return o + cms_form_pieces[p].pct_len;
+}
+
+int cms_form_msg(cms_buf *b, const cms_msg_view *v, int first) {
+  size_t text = v->msgId_len, lim = ((size_t)1 << 30);
+  char *o;
+  if (!b) return 0;
+  if (v->msgId_len > lim || v->attach_len > lim || v->ext_len > lim) return -1;
+  if (v->attach) text += v->attach_len;
+  if (v->ext) text += v->ext_len;
+  /* 18 bytes a byte of text, 16 a string; 7 pieces of 32 and 3 integers of 24 */
+  if (!(o = room(b, 18 * text + 3 * 16 + 8 * 32 + 3 * 24))) return -1;
+  if (!first) o = piece(o, CMS_P_COMMA);
+  o = piece(o, CMS_P_MSGID);
+  o = json_quoted(o, v->msgId, v->msgId_len);
+  o = piece(o, CMS_P_MSGTYPE);
+  o += cms_buf_itoa(v->msgType, o);
+  if (v->attach) { /* absent where the type allows it: left out */
+    o = piece(o, CMS_P_ATTACH);
+    o = json_quoted(o, v->attach, v->attach_len);
+  }
+  if (v->ext) {
+    o = piece(o, CMS_P_EXT);
+    o = json_quoted(o, v->ext, v->ext_len);
+  }
+  if (v->has_subType) {
+    o = piece(o, CMS_P_SUBTYPE);
+    o += cms_buf_itoa(v->subType, o);
+  }
+  if (v->has_resendFlag) {
+    o = piece(o, CMS_P_RESENDFLAG);
+    o += cms_buf_itoa(v->resendFlag, o);
+  }
+  o = piece(o, CMS_P_RBRACE);
+  b->len = (size_t)(o - b->data);
   b->data[b->len] = '\0';
   return 0;
 }

@@ -54,4 +54,11 @@ typedef struct cms_form_piece {
 extern const cms_form_piece cms_form_pieces[CMS_P_COUNT];
 int cms_form_put(cms_buf *b, cms_piece p);
 
+/* one checked message of msgList as its JSON object, percent-encoded, with
+ * the comma before it unless it is the first:
+ * {"msgId":...,"msgType":N[,"attach":...][,"ext":...][,"subType":N][,"resendFlag":N]};
+ * one reservation for all of it.  0, or -1 when out of memory. */
+struct cms_msg_view;
+int cms_form_msg(cms_buf *b, const struct cms_msg_view *v, int first);
+
 #endif

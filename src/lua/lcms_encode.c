@@ -78,11 +78,20 @@ static int typed_integer(lua_State *L, int idx, int ty, long long *out) {
        "(2^53 + 1 reads as 2^53), so it may not be the number you wrote; pass it as a string",  \
        path_, (double)lua_tonumber(L, idx))
 
+/* what collect_fields saw of a value: its Lua type, and a string's bytes */
+typedef struct fval {
+  int type;
+  const char *s;
+  size_t n;
+} fval;
+
 /* One pass over table t (raw, as lua_next sees it): every key must name a
  * rule (index 0: params, else msgList[index]), and the value of rule k is
- * copied to stack slot base + k, which the caller filled with nils.  The
- * values stay anchored there while their strings are in use. */
-static int collect_fields(enc *x, int t, const cms_rule *rules, int index, int base) {
+ * copied to stack slot base + k, which the caller filled with nils, and
+ * described in fv[k] (zeroed by the caller: LUA_TNIL is 0).  The values stay
+ * anchored there while their strings are in use. */
+static int collect_fields(enc *x, int t, const cms_rule *rules, int index, int base,
+                          fval *fv) {
   lua_State *L = x->L;
   lua_pushnil(L);
   while (lua_next(L, t)) {
@@ -106,6 +115,8 @@ static int collect_fields(enc *x, int t, const cms_rule *rules, int index, int b
       return cms_verr_set(x->e, path, "%s is not a field of %s; check its spelling (API.md "
                           "names)", path, index ? "a message" : "batchSendMsgToSomeone");
     }
+    if ((fv[r - rules].type = lua_type(L, -1)) == LUA_TSTRING)
+      fv[r - rules].s = lua_tolstring(L, -1, &fv[r - rules].n);
     lua_replace(L, base + (int)(r - rules)); /* pops the value */
   }
   return 0;
@@ -225,6 +236,7 @@ static int encode_msg(enc *x, int m, int i, int ids, cms_msg_view *v) {
   const cms_msgtype *t = NULL;
   int top = lua_gettop(L), rc, f, ty;
   long long n;
+  fval fv[CMS_MF_COUNT];
   fpath p = {i, NULL};
 #define AT(name) (p.field = (name), p)
   if (lua_type(L, m) != LUA_TTABLE) {
@@ -234,26 +246,29 @@ static int encode_msg(enc *x, int m, int i, int ids, cms_msg_view *v) {
                         luaL_typename(L, m));
   }
   lua_settop(L, top + CMS_MF_COUNT); /* top+1..top+6: the fields, nil when absent */
-  if (collect_fields(x, m, cms_msg_rules, i, top + 1)) return -1;
+  memset(fv, 0, sizeof fv);
+  if (collect_fields(x, m, cms_msg_rules, i, top + 1, fv)) return -1;
   memset(v, 0, sizeof *v);
   /* each field is read where collect_fields put it; a text made from a table
    * (attach, ext) is pushed above them and stays there while it is in use */
   f = top + 1 + CMS_MF_MSGID; /* the caller's msgId, or a fresh UUID */
-  if ((ty = lua_type(L, f)) == LUA_TNIL) {
+  if ((ty = fv[CMS_MF_MSGID].type) == LUA_TNIL) {
     char u[37];
     if (cms_uuid4(u)) FAIL(x, AT("msgId"), "%s: no random bytes for a msgId", path_);
     lua_pushlstring(L, u, 36);
     lua_replace(L, f);
+    v->msgId = lua_tolstring(L, f, &v->msgId_len);
   } else if (ty != LUA_TSTRING) {
     FAIL(x, AT("msgId"), "%s must be a string, not a %s", path_, lua_typename(L, ty));
+  } else {
+    v->msgId = fv[CMS_MF_MSGID].s, v->msgId_len = fv[CMS_MF_MSGID].n;
   }
-  v->msgId = lua_tolstring(L, f, &v->msgId_len);
   lua_pushvalue(L, f);
   lua_rawseti(L, ids, i);
   f = top + 1 + CMS_MF_MSGTYPE; /* an integer or a name */
-  if ((ty = lua_type(L, f)) == LUA_TSTRING) {
-    size_t len;
-    const char *name = lua_tolstring(L, f, &len);
+  if ((ty = fv[CMS_MF_MSGTYPE].type) == LUA_TSTRING) {
+    size_t len = fv[CMS_MF_MSGTYPE].n;
+    const char *name = fv[CMS_MF_MSGTYPE].s;
     t = cms_msgtype_by_name(name, len);
     if (!t)
       FAIL(x, AT("msgType"), "%s is \"%.32s\"; allowed: %s", path_, name,
@@ -270,7 +285,7 @@ static int encode_msg(enc *x, int m, int i, int ids, cms_msg_view *v) {
     t = cms_msgtype_by_code(n);
   }
   f = top + 1 + CMS_MF_ATTACH; /* as text; JSON types are checked against their schema */
-  if (t && (ty = lua_type(L, f)) != LUA_TNIL) {
+  if (t && (ty = fv[CMS_MF_ATTACH].type) != LUA_TNIL) {
     if (t->attach_json) {
       /* the values only where a schema checks them (custom has none) */
       int schema = t->fields != NULL;
@@ -290,17 +305,17 @@ static int encode_msg(enc *x, int m, int i, int ids, cms_msg_view *v) {
       FAIL(x, AT("attach"), "%s must be a string for a %s message, not a %s", path_, t->name,
            lua_typename(L, ty));
     } else {
-      v->attach = lua_tolstring(L, f, &v->attach_len);
+      v->attach = fv[CMS_MF_ATTACH].s, v->attach_len = fv[CMS_MF_ATTACH].n;
     }
   }
   f = top + 1 + CMS_MF_EXT; /* JSON text or a table */
-  if (lua_type(L, f) != LUA_TNIL) {
+  if (fv[CMS_MF_EXT].type != LUA_TNIL) {
     lua_pushvalue(L, f);
     if (json_value(x, AT("ext"), cms_msg_rules[CMS_MF_EXT].max_chars, 0, 0)) return -1;
     v->ext = lua_tolstring(L, -1, &v->ext_len);
   }
   f = top + 1 + CMS_MF_SUBTYPE;
-  if (lua_type(L, f) != LUA_TNIL) {
+  if (fv[CMS_MF_SUBTYPE].type != LUA_TNIL) {
     if ((rc = get_integer(L, f, &n)) == -2) IMPRECISE(x, AT("subType"), f);
     if (rc)
       FAIL(x, AT("subType"), "%s must be an integer > 0, not a %s", path_, luaL_typename(L, f));
@@ -308,7 +323,7 @@ static int encode_msg(enc *x, int m, int i, int ids, cms_msg_view *v) {
     v->subType = n;
   }
   f = top + 1 + CMS_MF_RESENDFLAG; /* 0/1 or a boolean */
-  if ((ty = lua_type(L, f)) == LUA_TBOOLEAN) {
+  if ((ty = fv[CMS_MF_RESENDFLAG].type) == LUA_TBOOLEAN) {
     v->has_resendFlag = 1;
     v->resendFlag = lua_toboolean(L, f);
   } else if (ty != LUA_TNIL) {
@@ -321,32 +336,7 @@ static int encode_msg(enc *x, int m, int i, int ids, cms_msg_view *v) {
   }
 #undef AT
   if (cms_check_msg(v, i, x->e)) return -1;
-  /* {"msgId":...,"msgType":N,"attach":...[,"ext":...][,"subType":N][,"resendFlag":N]} */
-  {
-    cms_buf *f = x->form;
-    if (i > 1) cms_form_put(f, CMS_P_COMMA);
-    cms_form_put(f, CMS_P_MSGID);
-    cms_form_json_string(f, v->msgId, v->msgId_len);
-    cms_form_put(f, CMS_P_MSGTYPE);
-    cms_form_int(f, v->msgType);
-    if (v->attach) { /* absent where the type allows it: left out */
-      cms_form_put(f, CMS_P_ATTACH);
-      cms_form_json_string(f, v->attach, v->attach_len);
-    }
-    if (v->ext) {
-      cms_form_put(f, CMS_P_EXT);
-      cms_form_json_string(f, v->ext, v->ext_len);
-    }
-    if (v->has_subType) {
-      cms_form_put(f, CMS_P_SUBTYPE);
-      cms_form_int(f, v->subType);
-    }
-    if (v->has_resendFlag) {
-      cms_form_put(f, CMS_P_RESENDFLAG);
-      cms_form_int(f, v->resendFlag);
-    }
-    if (cms_form_put(f, CMS_P_RBRACE)) return oom(x, "msgList");
-  }
+  if (cms_form_msg(x->form, v, i == 1)) return oom(x, "msgList");
   return 0; /* the caller drops the fields */
 }
 
@@ -628,6 +618,7 @@ static int encode_param(enc *x, const cms_rule *r, int ids) {
 int lcms_encode_params(lua_State *L, int params, cms_buf *form, cms_verr *e) {
   int top = lua_gettop(L), ids, nrules = CMS_PR_COUNT;
   const cms_rule *r;
+  fval fv[CMS_PR_COUNT];
   enc x;
   luaL_checkstack(L, 48, "commsease: no room on the Lua stack to encode params");
   params = lua_absindex(L, params);
@@ -644,10 +635,11 @@ int lcms_encode_params(lua_State *L, int params, cms_buf *form, cms_verr *e) {
   ids = lua_gettop(L);
   lua_settop(L, ids + nrules); /* a nil slot for each rule */
   x.slots = ids + 1;
-  if (collect_fields(&x, params, cms_param_rules, 0, ids + 1)) goto fail;
+  memset(fv, 0, sizeof fv);
+  if (collect_fields(&x, params, cms_param_rules, 0, ids + 1, fv)) goto fail;
   for (r = cms_param_rules; r->name; r++) {
     int slot = ids + 1 + (int)(r - cms_param_rules);
-    if (lua_type(L, slot) == LUA_TNIL) {
+    if (fv[r - cms_param_rules].type == LUA_TNIL) {
       if (r->required) {
         cms_verr_set(e, r->name, "%s is missing; it is required: %s", r->name, r->doc);
         goto fail;
