@@ -197,12 +197,30 @@ describe("validation before I/O", function()
     assert.equal("toAccids", err.field)
     -- a key beside 1..n that a count of the list's keys sees and #list does not
     -- (LuaJIT keeps [0] in its array part; "2" is a string, not the index 2)
+    local holed = {"p1", "p2", "p3"}
+    holed[1], holed.x = nil, "px" -- #holed may be 3, and it has 3 keys
     for _, to in ipairs{{[0] = "p0", "p1", "p2"}, {"p1", ["2"] = "p2"}, {"p1", "p2", [2.5] = "p3"},
-                        {"p1", "p2", [4] = "p4"}} do
+                        {"p1", "p2", [4] = "p4"}, holed} do
       p.toAccids = to
       _, err = client:prepare(p)
       assert.is_table(err)
       assert.equal("toAccids", err.field)
+      assert.matches("list", err.message)
+    end
+  end)
+
+  it("refuses a msgList with a key beside 1..n, or a hole that a key count hides", function()
+    local p = base()
+    local m = commsease.text("hi")
+    -- where table.nkeys counts the keys, {[2], [3], x} has as many keys as #list may say
+    local holed = {m, m, m}
+    holed[1], holed.x = nil, m
+    for _, ml in ipairs{holed, {[2] = m, [3] = m, x = m}, {m, m, x = m}, {[0] = m, m},
+                        {m, nil, m}, {m, [2.5] = m}, {m, ["2"] = m}} do
+      p.msgList = ml
+      local req, err = client:prepare(p)
+      assert.is_nil(req)
+      assert.equal("msgList", err.field)
       assert.matches("list", err.message)
     end
   end)

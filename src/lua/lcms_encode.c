@@ -340,22 +340,73 @@ static int encode_msg(enc *x, int m, int i, int ids, cms_msg_view *v) {
   return 0; /* the caller drops the fields */
 }
 
+/* OpenResty's LuaJIT counts a table's keys in one call (table.nkeys), where
+ * a C walk costs a lua_next per key, LuaJIT's dearest API call; and its
+ * table.concat joins a list in one call, reading it raw.  Both are kept in
+ * the registry under these addresses by lcms_open_encode, where table.nkeys
+ * exists (on PUC Lua 5.3 and later table.concat reads through __index). */
+static const char nkeys_key = 0, concat_key = 0;
+
+static int keep_builtin(lua_State *L, const char *module, const char *name, const void *key) {
+  int top = lua_gettop(L), ok;
+  lua_pushlightuserdata(L, (void *)key);
+  lua_getglobal(L, "require");
+  lua_pushstring(L, module);
+  ok = lua_isfunction(L, -2) && lua_pcall(L, 1, 1, 0) == 0;
+  if (ok && name) {
+    ok = lua_istable(L, -1);
+    if (ok) lua_getfield(L, -1, name), lua_remove(L, -2);
+  }
+  ok = ok && lua_iscfunction(L, -1); /* a builtin, not a Lua function put in its place */
+  if (ok) lua_rawset(L, LUA_REGISTRYINDEX);
+  lua_settop(L, top);
+  return ok;
+}
+
+void lcms_open_encode(lua_State *L) {
+  if (keep_builtin(L, "table.nkeys", NULL, &nkeys_key)) keep_builtin(L, "table", "concat", &concat_key);
+}
+
+/* 1 when table.nkeys is kept and counts #list keys in the table at list
+ * (n = #list, 1 to max): then every key is in 1..n once 1..n are seen
+ * non-nil; 0 when not known (the caller walks the table) */
+static int nkeys_is_len(lua_State *L, int list, size_t max, size_t *n) {
+  size_t len = (size_t)lua_rawlen(L, list);
+  int ok;
+  lua_pushlightuserdata(L, (void *)&nkeys_key);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  if (len < 1 || len > max || !lua_isfunction(L, -1)) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  lua_pushvalue(L, list);
+  lua_call(L, 1, 1); /* table.nkeys reads raw and runs nothing of the caller's */
+  ok = lua_tonumber(L, -1) == (lua_Number)len;
+  lua_pop(L, 1);
+  *n = len;
+  return ok;
+}
+
 /* msgList at the top: written into the form */
 static int encode_msglist(enc *x, const cms_rule *r, int ids) {
   lua_State *L = x->L;
-  int list = lua_gettop(L), i;
+  int list = lua_gettop(L), i, counted;
   size_t n;
   cms_msg_view views[CMS_MSGLIST_MAX];
   if (lua_type(L, list) != LUA_TTABLE)
     return cms_verr_set(x->e, r->name, "msgList must be a list of messages, not a %s",
                         luaL_typename(L, list));
-  if (seq_len(L, list, &n))
+  /* counted, or walked: a list of 1..n and nothing else */
+  counted = nkeys_is_len(L, list, CMS_MSGLIST_MAX, &n);
+  if (!counted && seq_len(L, list, &n))
     return cms_verr_set(x->e, r->name, "msgList must be a list (keys 1..n, no holes)");
   if (cms_check_count(r, n, x->e)) return -1;
   cms_form_key(x->form, r->name);
   cms_form_put(x->form, CMS_P_LBRACKET);
   for (i = 1; i <= (int)n; i++) {
     lua_rawgeti(L, list, i);
+    if (counted && lua_isnil(L, -1)) /* a hole: the count held another key */
+      return cms_verr_set(x->e, r->name, "msgList must be a list (keys 1..n, no holes)");
     if (encode_msg(x, list + 1, i, ids, &views[i - 1])) return -1;
     lua_settop(L, list);
   }
@@ -390,33 +441,6 @@ static int take_accid(enc *x, cms_str *v, int i, int idx) {
   return 0;
 }
 
-/* OpenResty's LuaJIT counts a table's keys in one call (table.nkeys), where
- * a C walk costs a lua_next per key, LuaJIT's dearest API call; and its
- * table.concat joins a list in one call, reading it raw.  Both are kept in
- * the registry under these addresses by lcms_open_encode, where table.nkeys
- * exists (on PUC Lua 5.3 and later table.concat reads through __index). */
-static const char nkeys_key = 0, concat_key = 0;
-
-static int keep_builtin(lua_State *L, const char *module, const char *name, const void *key) {
-  int top = lua_gettop(L), ok;
-  lua_pushlightuserdata(L, (void *)key);
-  lua_getglobal(L, "require");
-  lua_pushstring(L, module);
-  ok = lua_isfunction(L, -2) && lua_pcall(L, 1, 1, 0) == 0;
-  if (ok && name) {
-    ok = lua_istable(L, -1);
-    if (ok) lua_getfield(L, -1, name), lua_remove(L, -2);
-  }
-  ok = ok && lua_iscfunction(L, -1); /* a builtin, not a Lua function put in its place */
-  if (ok) lua_rawset(L, LUA_REGISTRYINDEX);
-  lua_settop(L, top);
-  return ok;
-}
-
-void lcms_open_encode(lua_State *L) {
-  if (keep_builtin(L, "table.nkeys", NULL, &nkeys_key)) keep_builtin(L, "table", "concat", &concat_key);
-}
-
 /* a first byte of what table.concat may have made of a number: a digit, a
  * sign, a point, or inf/nan */
 static int number_like(unsigned char c) {
@@ -432,16 +456,12 @@ static int number_like(unsigned char c) {
  * nothing is written: the other paths say what is wrong. */
 static int accids_joined(enc *x, const cms_rule *r, int list) {
   lua_State *L = x->L;
-  int top = lua_gettop(L), len = (int)lua_rawlen(L, list), i;
+  int top = lua_gettop(L), len, i;
   unsigned char first[CMS_ACCIDS_MAX];
   const char *joined;
-  size_t jn, len0 = x->form ? x->form->len : 0;
-  lua_pushlightuserdata(L, (void *)&nkeys_key);
-  lua_rawget(L, LUA_REGISTRYINDEX);
-  if (!x->form || len < 1 || len > CMS_ACCIDS_MAX || !lua_isfunction(L, -1)) goto not_known;
-  lua_pushvalue(L, list);
-  lua_call(L, 1, 1); /* table.nkeys reads raw and runs nothing of the caller's */
-  if (lua_tonumber(L, -1) != (lua_Number)len) goto not_known;
+  size_t jn, n, len0 = x->form ? x->form->len : 0;
+  if (!x->form || !nkeys_is_len(L, list, CMS_ACCIDS_MAX, &n)) return 0;
+  len = (int)n;
   lua_pushlightuserdata(L, (void *)&concat_key);
   lua_rawget(L, LUA_REGISTRYINDEX);
   lua_pushvalue(L, list);
