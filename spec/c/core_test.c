@@ -172,6 +172,89 @@ static void test_utf16(void) {
   CHECK(cms_utf16_len("\x80", 1) == -1, "lone continuation");
 }
 
+/* UTF-16 units of UTF-8 text by the definition: decode each scalar value,
+ * refuse overlong forms, surrogates and values past U+10FFFF; -1 if invalid */
+static long ref_utf16_len(const unsigned char *s, size_t n) {
+  size_t i = 0;
+  long units = 0;
+  while (i < n) {
+    unsigned c = s[i], len, k;
+    unsigned long v;
+    if (c < 0x80) len = 1, v = c;
+    else if ((c & 0xE0) == 0xC0) len = 2, v = c & 0x1F;
+    else if ((c & 0xF0) == 0xE0) len = 3, v = c & 0x0F;
+    else if ((c & 0xF8) == 0xF0) len = 4, v = c & 0x07;
+    else return -1;
+    if (n - i < len) return -1;
+    for (k = 1; k < len; k++) {
+      if ((s[i + k] & 0xC0) != 0x80) return -1;
+      v = v << 6 | (s[i + k] & 0x3F);
+    }
+    if ((len == 2 && v < 0x80) || (len == 3 && v < 0x800) || (len == 4 && v < 0x10000))
+      return -1;
+    if ((v >= 0xD800 && v <= 0xDFFF) || v > 0x10FFFF) return -1;
+    units += v >= 0x10000 ? 2 : 1;
+    i += len;
+  }
+  return units;
+}
+
+/* cms_utf16_len against the definition: every string of 1 to 3 bytes, four
+ * bytes from the boundary values, and random text that mixes ASCII runs with
+ * characters (valid and not) across its eight-byte blocks */
+static void test_utf16_differential(void) {
+  static const unsigned char edge[] = {0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF,
+                                       0xC0, 0xC1, 0xC2, 0xDF, 0xE0, 0xED, 0xEF, 0xF0, 0xF4,
+                                       0xF5, 0xFF};
+  unsigned char b[64];
+  unsigned long bad = 0, runs = 0;
+  unsigned x, y, z, w;
+  for (x = 0; x < 256; x++) {
+    b[0] = (unsigned char)x;
+    bad += cms_utf16_len((char *)b, 1) != ref_utf16_len(b, 1), runs++;
+    for (y = 0; y < 256; y++) {
+      b[1] = (unsigned char)y;
+      bad += cms_utf16_len((char *)b, 2) != ref_utf16_len(b, 2), runs++;
+      if (x < 0xC0) continue; /* a third byte after ASCII or a continuation: two shorter cases */
+      for (z = 0; z < 256; z++) {
+        b[2] = (unsigned char)z;
+        bad += cms_utf16_len((char *)b, 3) != ref_utf16_len(b, 3), runs++;
+        if (x < 0xF0 || x > 0xF7) continue;
+        for (w = 0; w < sizeof edge; w++) {
+          b[3] = edge[w];
+          bad += cms_utf16_len((char *)b, 4) != ref_utf16_len(b, 4), runs++;
+        }
+      }
+    }
+  }
+  CHECK(bad == 0, "%lu of %lu short strings differ from the definition", bad, runs);
+  {
+    static const char *chars[] = {"\xc3\xa9", "\xe4\xb8\xad", "\xf0\x9f\x98\x80", "\xed\x9f\xbf",
+                                  "\xef\xbf\xbf", "\xf4\x8f\xbf\xbf", "\xc2\x80", "\xe0\xa0\x80"};
+    int round;
+    bad = runs = 0;
+    for (round = 0; round < 300000; round++) {
+      size_t n = 0, want = next_byte() % 60;
+      while (n < want) {
+        unsigned k = next_byte() % 16;
+        if (k < 8) { /* an ASCII run */
+          size_t run = next_byte() % 12;
+          while (run-- && n < sizeof b) b[n++] = (unsigned char)('a' + next_byte() % 26);
+        } else if (k < 15) { /* a character, cut short now and then */
+          const char *c = chars[next_byte() % 8];
+          size_t len = strlen(c), j;
+          if (next_byte() % 8 == 0) len--;
+          for (j = 0; j < len && n < sizeof b; j++) b[n++] = (unsigned char)c[j];
+        } else { /* any byte */
+          b[n++] = edge[next_byte() % sizeof edge];
+        }
+      }
+      bad += cms_utf16_len((char *)b, n) != ref_utf16_len(b, n), runs++;
+    }
+    CHECK(bad == 0, "%lu of %lu random texts differ from the definition", bad, runs);
+  }
+}
+
 static void test_accids(void) {
   CHECK(cms_accid_valid("p1001", 5), "plain");
   CHECK(cms_accid_valid("a_b@c.d-e", 9), "all allowed punctuation");
@@ -611,6 +694,7 @@ int main(void) {
   test_pacing();
   test_ints();
   test_utf16();
+  test_utf16_differential();
   test_accids();
   test_json_joined();
   test_form_msg();
