@@ -26,14 +26,14 @@ int cms_form_json_string(cms_buf *b, const char *s, size_t n);
  * left as it was); -1 when out of memory. */
 long cms_form_json_strings(cms_buf *b, const cms_str *v, size_t n,
                            const unsigned char allowed[256], size_t max);
-/* the same for a list joined into one text: s[0..n) holds count items
- * separated by the byte sep (which allowed[] must refuse); first[i] is set
- * to the first byte of item i (0 when it is empty).  0 when all were
- * written; i > 0 when item i is the first that breaks the rule; -2 when s
- * holds more or fewer than count items (the length is then left as it was);
- * -1 when out of memory. */
-long cms_form_json_joined(cms_buf *b, const char *s, size_t n, char sep, size_t count,
-                          const unsigned char allowed[256], size_t max, unsigned char *first);
+/* toAccids joined into one text, as cms_form_json_strings writes them with
+ * cms_accid_chars: s[0..n) holds count accids separated by the byte sep (no
+ * accid byte), each of 1 to max bytes; first[i] is set to the first byte of
+ * accid i (0 when it is empty).  0 when all were written; i > 0 when accid i
+ * is the first that breaks the rules; -2 when s holds more or fewer than
+ * count items (the length is then left as it was); -1 when out of memory. */
+long cms_form_accids_joined(cms_buf *b, const char *s, size_t n, char sep, size_t count,
+                            size_t max, unsigned char *first);
 /* a decimal integer (safe unencoded in both JSON and forms) */
 int cms_form_int(cms_buf *b, long long v);
 

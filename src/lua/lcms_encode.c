@@ -469,8 +469,7 @@ static int accids_joined(enc *x, const cms_rule *r, int list) {
   /* raw reads too; raises on an entry that is neither a string nor a number */
   if (lua_pcall(L, 2, 1, 0) || !(joined = lua_tolstring(L, -1, &jn))) goto not_known;
   if (cms_form_key(x->form, r->name) || cms_form_put(x->form, CMS_P_LBRACKET)) goto no_memory;
-  switch (cms_form_json_joined(x->form, joined, jn, ',', (size_t)len, cms_accid_chars,
-                               CMS_ACCID_MAX, first)) {
+  switch (cms_form_accids_joined(x->form, joined, jn, ',', (size_t)len, CMS_ACCID_MAX, first)) {
     case 0: break;
     case -1: goto no_memory;
     default: goto undo;
