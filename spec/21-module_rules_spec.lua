@@ -197,14 +197,78 @@ describe("validation before I/O", function()
     assert.equal("toAccids", err.field)
     -- a key beside 1..n that a count of the list's keys sees and #list does not
     -- (LuaJIT keeps [0] in its array part; "2" is a string, not the index 2)
+    local holed = {"p1", "p2", "p3"}
+    holed[1], holed.x = nil, "px" -- #holed may be 3, and it has 3 keys
     for _, to in ipairs{{[0] = "p0", "p1", "p2"}, {"p1", ["2"] = "p2"}, {"p1", "p2", [2.5] = "p3"},
-                        {"p1", "p2", [4] = "p4"}} do
+                        {"p1", "p2", [4] = "p4"}, holed} do
       p.toAccids = to
       _, err = client:prepare(p)
       assert.is_table(err)
       assert.equal("toAccids", err.field)
       assert.matches("list", err.message)
     end
+  end)
+
+  it("refuses a msgList with a key beside 1..n, or a hole that a key count hides", function()
+    local p = base()
+    local m = commsease.text("hi")
+    -- where table.nkeys counts the keys, {[2], [3], x} has as many keys as #list may say
+    local holed = {m, m, m}
+    holed[1], holed.x = nil, m
+    for _, ml in ipairs{holed, {[2] = m, [3] = m, x = m}, {m, m, x = m}, {[0] = m, m},
+                        {m, nil, m}, {m, [2.5] = m}, {m, ["2"] = m}} do
+      p.msgList = ml
+      local req, err = client:prepare(p)
+      assert.is_nil(req)
+      assert.equal("msgList", err.field)
+      assert.matches("list", err.message)
+    end
+  end)
+
+  -- On OpenResty's LuaJIT the usual list is counted with table.nkeys and read with
+  -- lua_tolstring, which turns a number into its text: every such entry must still
+  -- be refused, and the first bad entry named, wherever it sits and whatever is
+  -- wrong with it.
+  it("names the first bad toAccids entry, numbers among strings included", function()
+    local p = base()
+    local long = rep("x", 33)
+    for _, c in ipairs{
+      {{"p1", 12}, "toAccids[2]", "must be a string"},
+      {{12, "bad!"}, "toAccids[1]", "must be a string"},
+      {{"bad!", 12}, "toAccids[1]", "may not hold"},
+      {{"p1", "p2", -5}, "toAccids[3]", "must be a string"},
+      {{"p1", 1.5}, "toAccids[2]", "must be a string"},
+      {{"p1", 0 / 0}, "toAccids[2]", "must be a string"},
+      {{"p1", 1 / 0}, "toAccids[2]", "must be a string"},
+      {{"p1", -1 / 0}, "toAccids[2]", "must be a string"},
+      {{"p1", 2 ^ 60}, "toAccids[2]", "must be a string"},
+      {{"p1", "a,b"}, "toAccids[2]", "may not hold"},
+      {{"p1", ","}, "toAccids[2]", "may not hold"},
+      {{"p1", ""}, "toAccids[2]", "empty"},
+      {{"", "p2"}, "toAccids[1]", "empty"},
+      {{"p1", long}, "toAccids[2]", "33 characters"},
+      {{"p1", {}}, "toAccids[2]", "not a table"},
+      {{"p1", true}, "toAccids[2]", "not a boolean"},
+      {{"p1", "p2\0"}, "toAccids[2]", "may not hold"},
+    } do
+      p.toAccids = c[1]
+      local req, err = client:prepare(p)
+      assert.is_nil(req)
+      assert.equal("invalid", err.kind)
+      assert.equal(c[2], err.field)
+      assert.matches(c[3], err.message, 1, true)
+    end
+    -- strings that look like numbers are accids like any other, in their order
+    p.toAccids = {"12", "-5", "nan", "inf", ".5", "N1", "I2", "0", "p@x"}
+    local req = assert(client:prepare(p))
+    local sent = req.body:match("toAccids=([^&]*)"):gsub("%%(%x%x)",
+      function(h) return string.char(tonumber(h, 16)) end)
+    assert.equal('["12","-5","nan","inf",".5","N1","I2","0","p@x"]', sent)
+    -- the most a call takes, all of the longest
+    p.toAccids = list(100, function(i) return rep(string.char(96 + i % 26 + 1), 32) end)
+    req = assert(client:prepare(p))
+    sent = req.body:match("toAccids=([^&]*)")
+    assert.equal(100 * (32 + 6) + 99 * 3 + 6, #sent)
   end)
 
   it("reads params raw: fields behind __index are not seen", function()

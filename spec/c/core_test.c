@@ -172,6 +172,89 @@ static void test_utf16(void) {
   CHECK(cms_utf16_len("\x80", 1) == -1, "lone continuation");
 }
 
+/* UTF-16 units of UTF-8 text by the definition: decode each scalar value,
+ * refuse overlong forms, surrogates and values past U+10FFFF; -1 if invalid */
+static long ref_utf16_len(const unsigned char *s, size_t n) {
+  size_t i = 0;
+  long units = 0;
+  while (i < n) {
+    unsigned c = s[i], len, k;
+    unsigned long v;
+    if (c < 0x80) len = 1, v = c;
+    else if ((c & 0xE0) == 0xC0) len = 2, v = c & 0x1F;
+    else if ((c & 0xF0) == 0xE0) len = 3, v = c & 0x0F;
+    else if ((c & 0xF8) == 0xF0) len = 4, v = c & 0x07;
+    else return -1;
+    if (n - i < len) return -1;
+    for (k = 1; k < len; k++) {
+      if ((s[i + k] & 0xC0) != 0x80) return -1;
+      v = v << 6 | (s[i + k] & 0x3F);
+    }
+    if ((len == 2 && v < 0x80) || (len == 3 && v < 0x800) || (len == 4 && v < 0x10000))
+      return -1;
+    if ((v >= 0xD800 && v <= 0xDFFF) || v > 0x10FFFF) return -1;
+    units += v >= 0x10000 ? 2 : 1;
+    i += len;
+  }
+  return units;
+}
+
+/* cms_utf16_len against the definition: every string of 1 to 3 bytes, four
+ * bytes from the boundary values, and random text that mixes ASCII runs with
+ * characters (valid and not) across its eight-byte blocks */
+static void test_utf16_differential(void) {
+  static const unsigned char edge[] = {0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF,
+                                       0xC0, 0xC1, 0xC2, 0xDF, 0xE0, 0xED, 0xEF, 0xF0, 0xF4,
+                                       0xF5, 0xFF};
+  unsigned char b[64];
+  unsigned long bad = 0, runs = 0;
+  unsigned x, y, z, w;
+  for (x = 0; x < 256; x++) {
+    b[0] = (unsigned char)x;
+    bad += cms_utf16_len((char *)b, 1) != ref_utf16_len(b, 1), runs++;
+    for (y = 0; y < 256; y++) {
+      b[1] = (unsigned char)y;
+      bad += cms_utf16_len((char *)b, 2) != ref_utf16_len(b, 2), runs++;
+      if (x < 0xC0) continue; /* a third byte after ASCII or a continuation: two shorter cases */
+      for (z = 0; z < 256; z++) {
+        b[2] = (unsigned char)z;
+        bad += cms_utf16_len((char *)b, 3) != ref_utf16_len(b, 3), runs++;
+        if (x < 0xF0 || x > 0xF7) continue;
+        for (w = 0; w < sizeof edge; w++) {
+          b[3] = edge[w];
+          bad += cms_utf16_len((char *)b, 4) != ref_utf16_len(b, 4), runs++;
+        }
+      }
+    }
+  }
+  CHECK(bad == 0, "%lu of %lu short strings differ from the definition", bad, runs);
+  {
+    static const char *chars[] = {"\xc3\xa9", "\xe4\xb8\xad", "\xf0\x9f\x98\x80", "\xed\x9f\xbf",
+                                  "\xef\xbf\xbf", "\xf4\x8f\xbf\xbf", "\xc2\x80", "\xe0\xa0\x80"};
+    int round;
+    bad = runs = 0;
+    for (round = 0; round < 300000; round++) {
+      size_t n = 0, want = next_byte() % 60;
+      while (n < want) {
+        unsigned k = next_byte() % 16;
+        if (k < 8) { /* an ASCII run */
+          size_t run = next_byte() % 12;
+          while (run-- && n < sizeof b) b[n++] = (unsigned char)('a' + next_byte() % 26);
+        } else if (k < 15) { /* a character, cut short now and then */
+          const char *c = chars[next_byte() % 8];
+          size_t len = strlen(c), j;
+          if (next_byte() % 8 == 0) len--;
+          for (j = 0; j < len && n < sizeof b; j++) b[n++] = (unsigned char)c[j];
+        } else { /* any byte */
+          b[n++] = edge[next_byte() % sizeof edge];
+        }
+      }
+      bad += cms_utf16_len((char *)b, n) != ref_utf16_len(b, n), runs++;
+    }
+    CHECK(bad == 0, "%lu of %lu random texts differ from the definition", bad, runs);
+  }
+}
+
 static void test_accids(void) {
   CHECK(cms_accid_valid("p1001", 5), "plain");
   CHECK(cms_accid_valid("a_b@c.d-e", 9), "all allowed punctuation");
@@ -179,6 +262,123 @@ static void test_accids(void) {
   CHECK(!cms_accid_valid("a b", 3), "space");
   CHECK(!cms_accid_valid("abcdefghijabcdefghijabcdefghijabc", 33), "33 characters");
   CHECK(cms_accid_valid("abcdefghijabcdefghijabcdefghijab", 32), "32 characters");
+}
+
+/* toAccids as cms_form_accids writes them, against a writer built from the
+ * definitions: cms_accid_chars for each byte, cms_form_json_string for its
+ * text, commas between; random lists of accid bytes and, now and then, any
+ * byte, empty and too long items */
+static void test_form_accids(void) {
+  static const char pool[] = "abcXYZ019_@.-";
+  int round;
+  for (round = 0; round < 3000; round++) {
+    char text[101][40];
+    cms_str v[101];
+    size_t count = 1 + next_byte() % 100, i, max = 1 + next_byte() % 36;
+    long want = 0, got;
+    cms_buf a, b;
+    for (i = 0; i < count; i++) {
+      size_t len = next_byte() % 38, k;
+      if (round % 4 == 0) len = 1 + len % max; /* mostly good lists */
+      for (k = 0; k < len; k++)
+        text[i][k] = round % 5 == 1 && next_byte() % 32 == 0 ? (char)next_byte()
+                     : pool[next_byte() % (sizeof pool - 1)];
+      v[i].s = text[i];
+      v[i].n = len;
+    }
+    cms_buf_init(&a, 0);
+    cms_buf_init(&b, 0);
+    cms_buf_addc(&a, 'x');
+    cms_buf_addc(&b, 'x');
+    for (i = 0; i < count && !want; i++) {
+      size_t k;
+      int ok = v[i].n >= 1 && v[i].n <= max;
+      for (k = 0; k < v[i].n; k++) ok &= cms_accid_chars[(unsigned char)v[i].s[k]];
+      if (!ok) want = (long)i + 1;
+      if (i) cms_form_lit(&a, ",");
+      cms_form_json_string(&a, v[i].s, v[i].n);
+    }
+    got = cms_form_accids(&b, v, count, max);
+    CHECK(got == want, "round %d: %ld, the definitions say %ld", round, got, want);
+    if (want == 0)
+      CHECK(a.len == b.len && memcmp(a.data, b.data, a.len) == 0, "round %d: other bytes", round);
+    else
+      CHECK(b.len == 1 && strcmp(b.data, "x") == 0, "round %d: the length is kept", round);
+    CHECK(cms_form_accids(NULL, v, count, max) == want, "round %d: checked only", round);
+    cms_buf_free(&a);
+    cms_buf_free(&b);
+  }
+  {
+    int c, bad = 0;
+    for (c = 0; c < 256; c++) { /* every byte in an accid of its own */
+      char one[2] = {'a', (char)c};
+      cms_str v = {one, 2};
+      cms_buf b;
+      long got;
+      cms_buf_init(&b, 0);
+      got = cms_form_accids(&b, &v, 1, 32);
+      bad += got != (cms_accid_chars[c] ? 0 : 1);
+      cms_buf_free(&b);
+    }
+    CHECK(bad == 0, "%d bytes judged otherwise than cms_accid_chars says", bad);
+  }
+}
+
+/* a message object as cms_form_msg writes it: unescaped by libcurl, parsed
+ * by cJSON, every field as given, absent ones left out, comma before all
+ * but the first */
+static void test_form_msg(void) {
+  const char *texts[] = {"", "hello", "q\"b\\ \x01 caf\xc3\xa9", "{\"k\":[1,2]}"};
+  int round;
+  for (round = 0; round < 400; round++) {
+    cms_msg_view v;
+    cms_buf b;
+    char *raw;
+    int rawlen = 0, first = round % 2;
+    cJSON *j = NULL, *m;
+    memset(&v, 0, sizeof v);
+    v.msgId = texts[round % 4], v.msgId_len = strlen(v.msgId);
+    v.has_msgType = 1, v.msgType = (long long)(next_byte() % 12) - 1;
+    if (round % 3) v.attach = texts[(round / 3) % 4], v.attach_len = strlen(v.attach);
+    if (round % 5 == 0) v.ext = texts[(round / 5) % 4], v.ext_len = strlen(v.ext);
+    if (round % 7 == 0) v.has_subType = 1, v.subType = 1000000007LL * (round + 1);
+    if (round % 4 == 1) v.has_resendFlag = 1, v.resendFlag = round % 8 == 1;
+    cms_buf_init(&b, 0);
+    cms_form_lit(&b, "[");
+    if (!first) cms_form_lit(&b, "0");
+    CHECK(cms_form_msg(&b, &v, first) == 0, "round %d: written", round);
+    cms_form_lit(&b, "]");
+    raw = curl_easy_unescape(NULL, b.data, (int)b.len, &rawlen);
+    if (raw) j = cJSON_ParseWithLength(raw, (size_t)rawlen);
+    m = j ? cJSON_GetArrayItem(j, first ? 0 : 1) : NULL;
+    CHECK(m && cJSON_IsObject(m) && cJSON_GetArraySize(j) == (first ? 1 : 2),
+          "round %d: not one object after %s: %s", round, first ? "[" : "0", raw ? raw : "?");
+    if (m) {
+      cJSON *f;
+      int fields = 2;
+      CHECK((f = cJSON_GetObjectItem(m, "msgId")) && cJSON_IsString(f) &&
+                strcmp(f->valuestring, v.msgId) == 0, "round %d: msgId", round);
+      CHECK((f = cJSON_GetObjectItem(m, "msgType")) && cJSON_IsNumber(f) &&
+                f->valuedouble == (double)v.msgType, "round %d: msgType", round);
+      f = cJSON_GetObjectItem(m, "attach");
+      CHECK(v.attach ? f && cJSON_IsString(f) && strcmp(f->valuestring, v.attach) == 0 : !f,
+            "round %d: attach", round);
+      f = cJSON_GetObjectItem(m, "ext");
+      CHECK(v.ext ? f && cJSON_IsString(f) && strcmp(f->valuestring, v.ext) == 0 : !f,
+            "round %d: ext", round);
+      f = cJSON_GetObjectItem(m, "subType");
+      CHECK(v.has_subType ? f && f->valuedouble == (double)v.subType : !f, "round %d: subType",
+            round);
+      f = cJSON_GetObjectItem(m, "resendFlag");
+      CHECK(v.has_resendFlag ? f && f->valuedouble == (double)v.resendFlag : !f,
+            "round %d: resendFlag", round);
+      fields += !!v.attach + !!v.ext + v.has_subType + v.has_resendFlag;
+      CHECK(cJSON_GetArraySize(m) == fields, "round %d: %d fields", round, fields);
+    }
+    cJSON_Delete(j);
+    curl_free(raw);
+    cms_buf_free(&b);
+  }
 }
 
 static void test_signing(void) {
@@ -487,7 +687,10 @@ int main(void) {
   test_pacing();
   test_ints();
   test_utf16();
+  test_utf16_differential();
   test_accids();
+  test_form_accids();
+  test_form_msg();
   test_signing();
   test_json_check();
   test_api_codes();

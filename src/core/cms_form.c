@@ -1,5 +1,6 @@
 #include "cms_form.h"
 #include "cms_chars.h"
+#include "cms_rules.h"
 #include <string.h>
 
 static const char hexd[] = "0123456789ABCDEF";
@@ -75,63 +76,74 @@ int cms_form_lit(cms_buf *b, const char *s) { return cms_form_escape(b, s, strle
 static const char jtab[256][8] = {R64(JE, 0), R64(JE, 64), R64(JE, 128), R64(JE, 192)};
 static const unsigned char jlen[256] = {R64(JL, 0), R64(JL, 64), R64(JL, 128), R64(JL, 192)};
 
+/* s[0..n) as a quoted JSON string, percent-encoded, at o (room checked by
+ * the caller: 18 bytes a byte and 16 more); returns the end */
+static inline char *json_quoted(char *o, const char *s, size_t n) {
+  const unsigned char *p = (const unsigned char *)s, *e = p + n;
+  *o++ = '%', *o++ = '2', *o++ = '2'; /* " */
+  while (p < e) {
+    memcpy(o, jtab[*p], 8);
+    o += jlen[*p++];
+  }
+  *o++ = '%', *o++ = '2', *o++ = '2';
+  return o;
+}
+
 int cms_form_json_string(cms_buf *b, const char *s, size_t n) {
-  const unsigned char *p = (const unsigned char *)s;
   char *o;
-  size_t i;
   if (!b) return 0;
   /* worst case: a control byte becomes \u00XX, 6 characters of 3 bytes each;
    * each entry is copied whole (8 bytes), so 8 more than that */
   if (n > ((size_t)-1 - 16) / 18 || !(o = room(b, 18 * n + 16))) return -1;
-  *o++ = '%', *o++ = '2', *o++ = '2'; /* " */
-  for (i = 0; i < n; i++) {
-    memcpy(o, jtab[p[i]], 8);
-    o += jlen[p[i]];
-  }
-  *o++ = '%', *o++ = '2', *o++ = '2';
+  o = json_quoted(o, s, n);
   b->len = (size_t)(o - b->data);
   b->data[b->len] = '\0';
   return 0;
 }
 
-long cms_form_json_strings(cms_buf *b, const cms_str *v, size_t n,
-                           const unsigned char allowed[256], size_t max) {
-  size_t i;
+/* what each byte of an accid becomes in the form: 1 itself, 2 '@' as %40, 0
+ * a byte no accid holds (core_test checks it against cms_accid_chars) */
+static const unsigned char accid_out[256] = {
+  ['_'] = 1, ['.'] = 1, ['-'] = 1, CMS_ALNUM_BYTES, ['@'] = 2
+};
+
+long cms_form_accids(cms_buf *b, const cms_str *v, size_t n, size_t max) {
+  size_t i, need = 16;
   char *o = NULL;
+  if (max > ((size_t)1 << 20) || n > ((size_t)-1 / 4) / (3 * max + 9)) return -1;
   if (b) {
-    /* one reservation for the whole list, with cms_form_json_string's margin
-     * (each string counted at most max long: a longer one is refused before
-     * anything of it is written) */
-    size_t need = 16, each = 18 * max + 19;
-    if (max > ((size_t)1 << 20) || n > ((size_t)-1 / 2) / each) return -1;
-    for (i = 0; i < n; i++) need += v[i].n < max ? 18 * v[i].n + 19 : each;
+    /* one reservation for the whole list: 3 bytes a byte, 9 for a comma and
+     * the quotes (each accid counted at most max long: a longer one is
+     * refused before anything of it is written) */
+    for (i = 0; i < n; i++) need += 3 * (v[i].n < max ? v[i].n : max) + 9;
     if (!(o = room(b, need))) return -1;
+    memcpy(o, "%22", 3), o += 3;
   }
   for (i = 0; i < n; i++) {
     const unsigned char *p = (const unsigned char *)v[i].s, *e = p + v[i].n;
-    unsigned char ok = 1;
-    if (v[i].n - 1 >= max) return (long)i + 1; /* 0 wraps round */
+    if (v[i].n - 1 >= max) goto bad; /* 0 wraps round */
     if (!o) {
-      while (p < e) ok &= allowed[*p++];
-      if (!ok) return (long)i + 1;
+      while (p < e)
+        if (!accid_out[*p++]) goto bad;
       continue;
     }
-    if (i) *o++ = '%', *o++ = '2', *o++ = 'C'; /* , */
-    *o++ = '%', *o++ = '2', *o++ = '2';
     while (p < e) {
-      unsigned c = *p++;
-      ok &= allowed[c];
-      memcpy(o, jtab[c], 8);
-      o += jlen[c];
+      unsigned c = *p++, out = accid_out[c];
+      if (out == 1) *o++ = (char)c;
+      else if (out == 2) *o++ = '%', *o++ = '4', *o++ = '0';
+      else goto bad;
     }
-    if (!ok) return (long)i + 1;
-    *o++ = '%', *o++ = '2', *o++ = '2';
+    if (i + 1 < n) memcpy(o, "%22%2C%22", 9), o += 9;
   }
   if (o) {
+    memcpy(o, "%22", 3), o += 3;
     b->len = (size_t)(o - b->data);
     b->data[b->len] = '\0';
   }
   return 0;
+bad:
+  if (o) b->data[b->len] = '\0'; /* the length as it was, and its NUL */
+  return (long)i + 1;
 }
 
 int cms_form_int(cms_buf *b, long long v) {
@@ -164,6 +176,48 @@ int cms_form_put(cms_buf *b, cms_piece p) {
   if (!o) return -1;
   memcpy(o, cms_form_pieces[p].pct, sizeof cms_form_pieces[p].pct);
   b->len += n;
+  b->data[b->len] = '\0';
+  return 0;
+}
+
+/* a piece at o (32 bytes copied, its length kept) */
+static inline char *piece(char *o, cms_piece p) {
+  memcpy(o, cms_form_pieces[p].pct, sizeof cms_form_pieces[p].pct);
+  return o + cms_form_pieces[p].pct_len;
+}
+
+int cms_form_msg(cms_buf *b, const cms_msg_view *v, int first) {
+  size_t text = v->msgId_len, lim = ((size_t)1 << 30);
+  char *o;
+  if (!b) return 0;
+  if (v->msgId_len > lim || v->attach_len > lim || v->ext_len > lim) return -1;
+  if (v->attach) text += v->attach_len;
+  if (v->ext) text += v->ext_len;
+  /* 18 bytes a byte of text, 16 a string; 7 pieces of 32 and 3 integers of 24 */
+  if (!(o = room(b, 18 * text + 3 * 16 + 8 * 32 + 3 * 24))) return -1;
+  if (!first) o = piece(o, CMS_P_COMMA);
+  o = piece(o, CMS_P_MSGID);
+  o = json_quoted(o, v->msgId, v->msgId_len);
+  o = piece(o, CMS_P_MSGTYPE);
+  o += cms_buf_itoa(v->msgType, o);
+  if (v->attach) { /* absent where the type allows it: left out */
+    o = piece(o, CMS_P_ATTACH);
+    o = json_quoted(o, v->attach, v->attach_len);
+  }
+  if (v->ext) {
+    o = piece(o, CMS_P_EXT);
+    o = json_quoted(o, v->ext, v->ext_len);
+  }
+  if (v->has_subType) {
+    o = piece(o, CMS_P_SUBTYPE);
+    o += cms_buf_itoa(v->subType, o);
+  }
+  if (v->has_resendFlag) {
+    o = piece(o, CMS_P_RESENDFLAG);
+    o += cms_buf_itoa(v->resendFlag, o);
+  }
+  o = piece(o, CMS_P_RBRACE);
+  b->len = (size_t)(o - b->data);
   b->data[b->len] = '\0';
   return 0;
 }

@@ -19,13 +19,12 @@ int cms_form_escape(cms_buf *b, const char *s, size_t n);
 int cms_form_lit(cms_buf *b, const char *s);
 /* a JSON string literal with s's content, percent-encoded */
 int cms_form_json_string(cms_buf *b, const char *s, size_t n);
-/* n JSON string literals separated by commas (a list's items), percent-encoded,
- * each of 1 to max bytes for which allowed[byte] is 1, checked as they are
- * written (with a NULL buffer: only checked).  0 when all were written; i > 0
- * when v[i - 1] is the first that breaks the rule (the buffer's length is then
- * left as it was); -1 when out of memory. */
-long cms_form_json_strings(cms_buf *b, const cms_str *v, size_t n,
-                           const unsigned char allowed[256], size_t max);
+/* n accids as JSON strings separated by commas (toAccids' items),
+ * percent-encoded, each of 1 to max bytes of cms_accid_chars, checked as
+ * they are written (with a NULL buffer: only checked).  0 when all were
+ * written; i > 0 when v[i - 1] is the first that breaks the rules (the
+ * buffer's length is then left as it was); -1 when out of memory. */
+long cms_form_accids(cms_buf *b, const cms_str *v, size_t n, size_t max);
 /* a decimal integer (safe unencoded in both JSON and forms) */
 int cms_form_int(cms_buf *b, long long v);
 
@@ -45,5 +44,12 @@ typedef struct cms_form_piece {
 
 extern const cms_form_piece cms_form_pieces[CMS_P_COUNT];
 int cms_form_put(cms_buf *b, cms_piece p);
+
+/* one checked message of msgList as its JSON object, percent-encoded, with
+ * the comma before it unless it is the first:
+ * {"msgId":...,"msgType":N[,"attach":...][,"ext":...][,"subType":N][,"resendFlag":N]};
+ * one reservation for all of it.  0, or -1 when out of memory. */
+struct cms_msg_view;
+int cms_form_msg(cms_buf *b, const struct cms_msg_view *v, int first);
 
 #endif

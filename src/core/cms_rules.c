@@ -145,55 +145,61 @@ int cms_verr_set(cms_verr *e, const char *field, const char *fmt, ...) {
   return -1;
 }
 
+/* UTF-8 as a shift DFA: a state is a multiple of 6, the next state after
+ * byte b is (row[b] >> state) & 63, and each row's top bits hold how many
+ * UTF-16 units a byte adds (1 for a lead or ASCII byte, 2 for a four-byte
+ * lead, 0 for a continuation).  The states follow Unicode Table 3-7 by the
+ * second byte's range: no overlongs, no surrogates, nothing past U+10FFFF. */
+enum { U_OK = 0, U_ERR = 6, U_C1 = 12, U_C2 = 18, U_C3 = 24, U_E0 = 30, U_ED = 36, U_F0 = 42,
+       U_F4 = 48 };
+#define U_IN(b, lo, hi) ((b) >= (lo) && (b) <= (hi))
+#define U_FROM_OK(b)                                                                       \
+  ((b) < 0x80 ? U_OK : U_IN(b, 0xC2, 0xDF) ? U_C1 : (b) == 0xE0 ? U_E0 : (b) == 0xED ? U_ED \
+   : U_IN(b, 0xE1, 0xEF) ? U_C2 : (b) == 0xF0 ? U_F0 : (b) == 0xF4 ? U_F4                   \
+   : U_IN(b, 0xF1, 0xF3) ? U_C3 : U_ERR)
+#define U_CONT(b, lo, hi, next) (U_IN(b, lo, hi) ? (next) : U_ERR)
+#define U_UNITS(b) ((b) >= 0xF0 ? 2ULL : ((b) & 0xC0) == 0x80 ? 0ULL : 1ULL)
+#define U_ROW(b)                                                                         \
+  ((unsigned long long)U_FROM_OK(b) << U_OK | (unsigned long long)U_ERR << U_ERR |        \
+   (unsigned long long)U_CONT(b, 0x80, 0xBF, U_OK) << U_C1 |                              \
+   (unsigned long long)U_CONT(b, 0x80, 0xBF, U_C1) << U_C2 |                              \
+   (unsigned long long)U_CONT(b, 0x80, 0xBF, U_C2) << U_C3 |                              \
+   (unsigned long long)U_CONT(b, 0xA0, 0xBF, U_C1) << U_E0 |                              \
+   (unsigned long long)U_CONT(b, 0x80, 0x9F, U_C1) << U_ED |                              \
+   (unsigned long long)U_CONT(b, 0x90, 0xBF, U_C2) << U_F0 |                              \
+   (unsigned long long)U_CONT(b, 0x80, 0x8F, U_C2) << U_F4 | U_UNITS(b) << 60)
+#define U4(b) U_ROW(b), U_ROW((b) + 1), U_ROW((b) + 2), U_ROW((b) + 3)
+#define U16(b) U4(b), U4((b) + 4), U4((b) + 8), U4((b) + 12)
+#define U64(b) U16(b), U16((b) + 16), U16((b) + 32), U16((b) + 48)
+static const unsigned long long utf8_rows[256] = {U64(0), U64(64), U64(128), U64(192)};
+
+#define U_STEP()                              \
+  do {                                        \
+    unsigned long long r_ = utf8_rows[*s++];  \
+    state = (r_ >> state) & 63;               \
+    units += r_ >> 60;                        \
+  } while (0)
+
 long cms_utf16_len(const char *str, size_t n) {
-  const unsigned char *s = (const unsigned char *)str;
-  size_t i = 0;
-  long units = 0;
-#define CONT(b) (((b) & 0xC0) == 0x80)
-  while (i < n) {
-    unsigned c = s[i], b1;
-    if (c < 0x80) { /* ASCII: byte by byte, eight at a time once a run is long */
-      size_t start = i;
-      do i++; while (i < n && s[i] < 0x80 && i - start < 8);
-      if (i - start == 8) {
-        while (i + 8 <= n) {
-          unsigned long long x;
-          memcpy(&x, s + i, 8);
-          if (x & 0x8080808080808080ULL) break;
-          i += 8;
-        }
-        while (i < n && s[i] < 0x80) i++;
-      }
-      units += (long)(i - start);
+  const unsigned char *s = (const unsigned char *)str, *e = s + n;
+  unsigned long long state = U_OK, units = 0;
+  /* eight bytes at a time: ASCII between characters is counted at once, any
+   * other block runs through the DFA byte by byte */
+  while (e - s >= 8) {
+    unsigned long long x;
+    memcpy(&x, s, 8);
+    if (state == U_OK && !(x & 0x8080808080808080ULL)) {
+      s += 8;
+      units += 8;
       continue;
     }
-    /* Unicode Table 3-7 by the second byte's range: no overlongs, no
-     * surrogates, nothing beyond U+10FFFF */
-    if (n - i < 2) return -1;
-    b1 = s[i + 1];
-    if (c >= 0xC2 && c <= 0xDF) {
-      if (!CONT(b1)) return -1;
-      units++;
-      i += 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      if (n - i < 3 || !CONT(s[i + 2])) return -1;
-      if (c == 0xE0 ? (b1 < 0xA0 || b1 > 0xBF) : c == 0xED ? (b1 < 0x80 || b1 > 0x9F) : !CONT(b1))
-        return -1;
-      units++;
-      i += 3;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      if (n - i < 4 || !CONT(s[i + 2]) || !CONT(s[i + 3])) return -1;
-      if (c == 0xF0 ? (b1 < 0x90 || b1 > 0xBF) : c == 0xF4 ? (b1 < 0x80 || b1 > 0x8F) : !CONT(b1))
-        return -1;
-      units += 2;
-      i += 4;
-    } else {
-      return -1;
-    }
+    U_STEP(); U_STEP(); U_STEP(); U_STEP(); U_STEP(); U_STEP(); U_STEP(); U_STEP();
+    if (state == U_ERR) return -1;
   }
-#undef CONT
-  return units;
+  while (s < e) U_STEP();
+  return state == U_OK ? (long)units : -1;
 }
+#undef U_STEP
 
 int cms_parse_int64(const char *s, size_t n, long long *out) {
   size_t i = 0;

@@ -78,11 +78,20 @@ static int typed_integer(lua_State *L, int idx, int ty, long long *out) {
        "(2^53 + 1 reads as 2^53), so it may not be the number you wrote; pass it as a string",  \
        path_, (double)lua_tonumber(L, idx))
 
+/* what collect_fields saw of a value: its Lua type, and a string's bytes */
+typedef struct fval {
+  int type;
+  const char *s;
+  size_t n;
+} fval;
+
 /* One pass over table t (raw, as lua_next sees it): every key must name a
  * rule (index 0: params, else msgList[index]), and the value of rule k is
- * copied to stack slot base + k, which the caller filled with nils.  The
- * values stay anchored there while their strings are in use. */
-static int collect_fields(enc *x, int t, const cms_rule *rules, int index, int base) {
+ * copied to stack slot base + k, which the caller filled with nils, and
+ * described in fv[k] (zeroed by the caller: LUA_TNIL is 0).  The values stay
+ * anchored there while their strings are in use. */
+static int collect_fields(enc *x, int t, const cms_rule *rules, int index, int base,
+                          fval *fv) {
   lua_State *L = x->L;
   lua_pushnil(L);
   while (lua_next(L, t)) {
@@ -106,6 +115,8 @@ static int collect_fields(enc *x, int t, const cms_rule *rules, int index, int b
       return cms_verr_set(x->e, path, "%s is not a field of %s; check its spelling (API.md "
                           "names)", path, index ? "a message" : "batchSendMsgToSomeone");
     }
+    if ((fv[r - rules].type = lua_type(L, -1)) == LUA_TSTRING)
+      fv[r - rules].s = lua_tolstring(L, -1, &fv[r - rules].n);
     lua_replace(L, base + (int)(r - rules)); /* pops the value */
   }
   return 0;
@@ -225,6 +236,7 @@ static int encode_msg(enc *x, int m, int i, int ids, cms_msg_view *v) {
   const cms_msgtype *t = NULL;
   int top = lua_gettop(L), rc, f, ty;
   long long n;
+  fval fv[CMS_MF_COUNT];
   fpath p = {i, NULL};
 #define AT(name) (p.field = (name), p)
   if (lua_type(L, m) != LUA_TTABLE) {
@@ -234,26 +246,29 @@ static int encode_msg(enc *x, int m, int i, int ids, cms_msg_view *v) {
                         luaL_typename(L, m));
   }
   lua_settop(L, top + CMS_MF_COUNT); /* top+1..top+6: the fields, nil when absent */
-  if (collect_fields(x, m, cms_msg_rules, i, top + 1)) return -1;
+  memset(fv, 0, sizeof fv);
+  if (collect_fields(x, m, cms_msg_rules, i, top + 1, fv)) return -1;
   memset(v, 0, sizeof *v);
   /* each field is read where collect_fields put it; a text made from a table
    * (attach, ext) is pushed above them and stays there while it is in use */
   f = top + 1 + CMS_MF_MSGID; /* the caller's msgId, or a fresh UUID */
-  if ((ty = lua_type(L, f)) == LUA_TNIL) {
+  if ((ty = fv[CMS_MF_MSGID].type) == LUA_TNIL) {
     char u[37];
     if (cms_uuid4(u)) FAIL(x, AT("msgId"), "%s: no random bytes for a msgId", path_);
     lua_pushlstring(L, u, 36);
     lua_replace(L, f);
+    v->msgId = lua_tolstring(L, f, &v->msgId_len);
   } else if (ty != LUA_TSTRING) {
     FAIL(x, AT("msgId"), "%s must be a string, not a %s", path_, lua_typename(L, ty));
+  } else {
+    v->msgId = fv[CMS_MF_MSGID].s, v->msgId_len = fv[CMS_MF_MSGID].n;
   }
-  v->msgId = lua_tolstring(L, f, &v->msgId_len);
   lua_pushvalue(L, f);
   lua_rawseti(L, ids, i);
   f = top + 1 + CMS_MF_MSGTYPE; /* an integer or a name */
-  if ((ty = lua_type(L, f)) == LUA_TSTRING) {
-    size_t len;
-    const char *name = lua_tolstring(L, f, &len);
+  if ((ty = fv[CMS_MF_MSGTYPE].type) == LUA_TSTRING) {
+    size_t len = fv[CMS_MF_MSGTYPE].n;
+    const char *name = fv[CMS_MF_MSGTYPE].s;
     t = cms_msgtype_by_name(name, len);
     if (!t)
       FAIL(x, AT("msgType"), "%s is \"%.32s\"; allowed: %s", path_, name,
@@ -270,7 +285,7 @@ static int encode_msg(enc *x, int m, int i, int ids, cms_msg_view *v) {
     t = cms_msgtype_by_code(n);
   }
   f = top + 1 + CMS_MF_ATTACH; /* as text; JSON types are checked against their schema */
-  if (t && (ty = lua_type(L, f)) != LUA_TNIL) {
+  if (t && (ty = fv[CMS_MF_ATTACH].type) != LUA_TNIL) {
     if (t->attach_json) {
       /* the values only where a schema checks them (custom has none) */
       int schema = t->fields != NULL;
@@ -290,17 +305,17 @@ static int encode_msg(enc *x, int m, int i, int ids, cms_msg_view *v) {
       FAIL(x, AT("attach"), "%s must be a string for a %s message, not a %s", path_, t->name,
            lua_typename(L, ty));
     } else {
-      v->attach = lua_tolstring(L, f, &v->attach_len);
+      v->attach = fv[CMS_MF_ATTACH].s, v->attach_len = fv[CMS_MF_ATTACH].n;
     }
   }
   f = top + 1 + CMS_MF_EXT; /* JSON text or a table */
-  if (lua_type(L, f) != LUA_TNIL) {
+  if (fv[CMS_MF_EXT].type != LUA_TNIL) {
     lua_pushvalue(L, f);
     if (json_value(x, AT("ext"), cms_msg_rules[CMS_MF_EXT].max_chars, 0, 0)) return -1;
     v->ext = lua_tolstring(L, -1, &v->ext_len);
   }
   f = top + 1 + CMS_MF_SUBTYPE;
-  if (lua_type(L, f) != LUA_TNIL) {
+  if (fv[CMS_MF_SUBTYPE].type != LUA_TNIL) {
     if ((rc = get_integer(L, f, &n)) == -2) IMPRECISE(x, AT("subType"), f);
     if (rc)
       FAIL(x, AT("subType"), "%s must be an integer > 0, not a %s", path_, luaL_typename(L, f));
@@ -308,7 +323,7 @@ static int encode_msg(enc *x, int m, int i, int ids, cms_msg_view *v) {
     v->subType = n;
   }
   f = top + 1 + CMS_MF_RESENDFLAG; /* 0/1 or a boolean */
-  if ((ty = lua_type(L, f)) == LUA_TBOOLEAN) {
+  if ((ty = fv[CMS_MF_RESENDFLAG].type) == LUA_TBOOLEAN) {
     v->has_resendFlag = 1;
     v->resendFlag = lua_toboolean(L, f);
   } else if (ty != LUA_TNIL) {
@@ -321,51 +336,66 @@ static int encode_msg(enc *x, int m, int i, int ids, cms_msg_view *v) {
   }
 #undef AT
   if (cms_check_msg(v, i, x->e)) return -1;
-  /* {"msgId":...,"msgType":N,"attach":...[,"ext":...][,"subType":N][,"resendFlag":N]} */
-  {
-    cms_buf *f = x->form;
-    if (i > 1) cms_form_put(f, CMS_P_COMMA);
-    cms_form_put(f, CMS_P_MSGID);
-    cms_form_json_string(f, v->msgId, v->msgId_len);
-    cms_form_put(f, CMS_P_MSGTYPE);
-    cms_form_int(f, v->msgType);
-    if (v->attach) { /* absent where the type allows it: left out */
-      cms_form_put(f, CMS_P_ATTACH);
-      cms_form_json_string(f, v->attach, v->attach_len);
-    }
-    if (v->ext) {
-      cms_form_put(f, CMS_P_EXT);
-      cms_form_json_string(f, v->ext, v->ext_len);
-    }
-    if (v->has_subType) {
-      cms_form_put(f, CMS_P_SUBTYPE);
-      cms_form_int(f, v->subType);
-    }
-    if (v->has_resendFlag) {
-      cms_form_put(f, CMS_P_RESENDFLAG);
-      cms_form_int(f, v->resendFlag);
-    }
-    if (cms_form_put(f, CMS_P_RBRACE)) return oom(x, "msgList");
-  }
+  if (cms_form_msg(x->form, v, i == 1)) return oom(x, "msgList");
   return 0; /* the caller drops the fields */
+}
+
+/* OpenResty's LuaJIT counts a table's keys in one call (table.nkeys), where
+ * a C walk costs a lua_next per key, LuaJIT's dearest API call: kept in the
+ * registry under this address by lcms_open_encode, absent elsewhere */
+static const char nkeys_key = 0;
+
+void lcms_open_encode(lua_State *L) {
+  int top = lua_gettop(L);
+  lua_pushlightuserdata(L, (void *)&nkeys_key);
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "table.nkeys");
+  /* a builtin, not a Lua function put in its place */
+  if (lua_isfunction(L, -2) && lua_pcall(L, 1, 1, 0) == 0 && lua_iscfunction(L, -1))
+    lua_rawset(L, LUA_REGISTRYINDEX);
+  lua_settop(L, top);
+}
+
+/* 1 when table.nkeys is kept and counts #list keys in the table at list
+ * (n = #list, 1 to max): then every key is in 1..n once 1..n are seen
+ * non-nil; 0 when not known (the caller walks the table) */
+static int nkeys_is_len(lua_State *L, int list, size_t max, size_t *n) {
+  size_t len = (size_t)lua_rawlen(L, list);
+  int ok;
+  lua_pushlightuserdata(L, (void *)&nkeys_key);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+  if (len < 1 || len > max || !lua_isfunction(L, -1)) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  lua_pushvalue(L, list);
+  lua_call(L, 1, 1); /* table.nkeys reads raw and runs nothing of the caller's */
+  ok = lua_tonumber(L, -1) == (lua_Number)len;
+  lua_pop(L, 1);
+  *n = len;
+  return ok;
 }
 
 /* msgList at the top: written into the form */
 static int encode_msglist(enc *x, const cms_rule *r, int ids) {
   lua_State *L = x->L;
-  int list = lua_gettop(L), i;
+  int list = lua_gettop(L), i, counted;
   size_t n;
   cms_msg_view views[CMS_MSGLIST_MAX];
   if (lua_type(L, list) != LUA_TTABLE)
     return cms_verr_set(x->e, r->name, "msgList must be a list of messages, not a %s",
                         luaL_typename(L, list));
-  if (seq_len(L, list, &n))
+  /* counted, or walked: a list of 1..n and nothing else */
+  counted = nkeys_is_len(L, list, CMS_MSGLIST_MAX, &n);
+  if (!counted && seq_len(L, list, &n))
     return cms_verr_set(x->e, r->name, "msgList must be a list (keys 1..n, no holes)");
   if (cms_check_count(r, n, x->e)) return -1;
   cms_form_key(x->form, r->name);
   cms_form_put(x->form, CMS_P_LBRACKET);
   for (i = 1; i <= (int)n; i++) {
     lua_rawgeti(L, list, i);
+    if (counted && lua_isnil(L, -1)) /* a hole: the count held another key */
+      return cms_verr_set(x->e, r->name, "msgList must be a list (keys 1..n, no holes)");
     if (encode_msg(x, list + 1, i, ids, &views[i - 1])) return -1;
     lua_settop(L, list);
   }
@@ -390,7 +420,7 @@ static int take_accid(enc *x, cms_str *v, int i, int idx) {
   lua_State *L = x->L;
   if (lua_type(L, idx) != LUA_TSTRING) {
     char path[32];
-    long bad = cms_form_json_strings(NULL, v, (size_t)i - 1, cms_accid_chars, CMS_ACCID_MAX);
+    long bad = cms_form_accids(NULL, v, (size_t)i - 1, CMS_ACCID_MAX);
     if (bad > 0) return bad_accid(x, v, bad);
     snprintf(path, sizeof path, "toAccids[%d]", i);
     return cms_verr_set(x->e, path, "%s must be a string (an accid), not a %s", path,
@@ -400,48 +430,40 @@ static int take_accid(enc *x, cms_str *v, int i, int idx) {
   return 0;
 }
 
-/* OpenResty's LuaJIT counts a table's keys in one call (table.nkeys), where
- * a C walk costs a lua_next per key, LuaJIT's dearest API call: kept in the
- * registry under this address by lcms_open_encode, absent elsewhere */
-static const char nkeys_key = 0;
-
-void lcms_open_encode(lua_State *L) {
-  int top = lua_gettop(L);
-  lua_pushlightuserdata(L, (void *)&nkeys_key);
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "table.nkeys");
-  if (lua_isfunction(L, -2) && lua_pcall(L, 1, 1, 0) == 0 && lua_isfunction(L, -1))
-    lua_rawset(L, LUA_REGISTRYINDEX);
-  lua_settop(L, top);
+/* a first byte of what lua_tolstring makes of a number: a digit, a sign, a
+ * point, or inf/nan */
+static int number_like(unsigned char c) {
+  return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'i' || c == 'n' ||
+         c == 'I' || c == 'N';
 }
 
-/* the usual toAccids through table.nkeys: 1..#list, all strings, and no other
- * key (nkeys == #list), read with lua_rawgeti; 0 when this is not known to
- * hold (no nkeys, anything unusual), and nothing is taken */
-static int accids_by_count(enc *x, int list, cms_str *v, size_t *n) {
+/* The usual toAccids where table.nkeys is kept: 1..#list and no other key
+ * (nkeys == #list), read with lua_rawgeti and lua_tolstring (a string, or a
+ * number turned into one on the stack: an entry that may have been a number
+ * is looked at again).  0 when this is not known to hold (no nkeys, not a
+ * string), and nothing is taken: the other paths say what is wrong. */
+static int accids_counted(enc *x, int list, cms_str *v, size_t *n) {
   lua_State *L = x->L;
-  int top = lua_gettop(L), i, len = (int)lua_rawlen(L, list), ok = 1;
-  lua_pushlightuserdata(L, (void *)&nkeys_key);
-  lua_rawget(L, LUA_REGISTRYINDEX);
-  if (len < 1 || len > CMS_ACCIDS_MAX || !lua_isfunction(L, -1)) {
-    lua_settop(L, top);
-    return 0;
-  }
-  lua_pushvalue(L, list);
-  lua_call(L, 1, 1); /* table.nkeys reads raw and runs nothing of the caller's */
-  if (lua_tonumber(L, -1) != (lua_Number)len) {
-    lua_settop(L, top);
-    return 0;
-  }
+  int top = lua_gettop(L), i, len;
+  if (!nkeys_is_len(L, list, CMS_ACCIDS_MAX, n)) return 0;
+  len = (int)*n;
   luaL_checkstack(L, len, "commsease: no room on the Lua stack for toAccids");
-  for (i = 0; i < len && ok; i++) {
+  for (i = 0; i < len; i++) {
     lua_rawgeti(L, list, i + 1); /* left on the stack until all are read */
-    if (lua_type(L, -1) == LUA_TSTRING) v[i].s = lua_tolstring(L, -1, &v[i].n);
-    else ok = 0;
+    if (!(v[i].s = lua_tolstring(L, -1, &v[i].n))) goto not_known;
+    if (v[i].n && number_like((unsigned char)v[i].s[0])) {
+      int ty;
+      lua_rawgeti(L, list, i + 1);
+      ty = lua_type(L, -1);
+      lua_pop(L, 1);
+      if (ty != LUA_TSTRING) goto not_known;
+    }
   }
   lua_settop(L, top); /* the strings stay anchored by the list */
-  *n = (size_t)len;
-  return ok;
+  return 1;
+not_known:
+  lua_settop(L, top);
+  return 0;
 }
 
 /* toAccids at the top: checked, then written into the form.  The usual list
@@ -457,7 +479,7 @@ static int encode_accids(enc *x, const cms_rule *r) {
   if (lua_type(L, list) != LUA_TTABLE)
     return cms_verr_set(x->e, r->name, "toAccids must be a list of accids, not a %s",
                         luaL_typename(L, list));
-  if (accids_by_count(x, list, v, &n)) goto write;
+  if (accids_counted(x, list, v, &n)) goto write;
   lua_pushnil(L);
   while (lua_next(L, list)) {
     /* anything unusual (a key out of order, a value that is not a string, one
@@ -488,7 +510,7 @@ write:
   if (cms_form_key(x->form, r->name) || cms_form_put(x->form, CMS_P_LBRACKET))
     return oom(x, r->name);
   /* checked as written: a bad accid is named by cms_check_accid's message */
-  bad = cms_form_json_strings(x->form, v, n, cms_accid_chars, CMS_ACCID_MAX);
+  bad = cms_form_accids(x->form, v, n, CMS_ACCID_MAX);
   if (bad > 0) return bad_accid(x, v, bad);
   if (bad < 0 || cms_form_put(x->form, CMS_P_RBRACKET)) return oom(x, r->name);
   return 0;
@@ -585,6 +607,7 @@ static int encode_param(enc *x, const cms_rule *r, int ids) {
 int lcms_encode_params(lua_State *L, int params, cms_buf *form, cms_verr *e) {
   int top = lua_gettop(L), ids, nrules = CMS_PR_COUNT;
   const cms_rule *r;
+  fval fv[CMS_PR_COUNT];
   enc x;
   luaL_checkstack(L, 48, "commsease: no room on the Lua stack to encode params");
   params = lua_absindex(L, params);
@@ -601,10 +624,11 @@ int lcms_encode_params(lua_State *L, int params, cms_buf *form, cms_verr *e) {
   ids = lua_gettop(L);
   lua_settop(L, ids + nrules); /* a nil slot for each rule */
   x.slots = ids + 1;
-  if (collect_fields(&x, params, cms_param_rules, 0, ids + 1)) goto fail;
+  memset(fv, 0, sizeof fv);
+  if (collect_fields(&x, params, cms_param_rules, 0, ids + 1, fv)) goto fail;
   for (r = cms_param_rules; r->name; r++) {
     int slot = ids + 1 + (int)(r - cms_param_rules);
-    if (lua_type(L, slot) == LUA_TNIL) {
+    if (fv[r - cms_param_rules].type == LUA_TNIL) {
       if (r->required) {
         cms_verr_set(e, r->name, "%s is missing; it is required: %s", r->name, r->doc);
         goto fail;
