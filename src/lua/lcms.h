@@ -269,6 +269,11 @@ void lcms_pool_release(lcms_pool *p);
 int lcms_send_all(lua_State *L);
 int lcms_fanout(lua_State *L);
 int lcms_plan(lua_State *L);
+/* registers metatable `name` for a private object type: methods as __index,
+ * a __tostring, and __metatable set to "commsease: <what>'s metatable is
+ * private" (a plan, a send plan) */
+void lcms_open_class(lua_State *L, const char *name, const luaL_Reg *methods,
+                     lua_CFunction tostring, const char *what);
 void lcms_open_plan(lua_State *L);
 /* client:send_plan: client:send for any event loop (lcms_send_plan.c) */
 int lcms_send_plan(lua_State *L);

@@ -298,12 +298,18 @@ int lcms_plan(lua_State *L) {
 void lcms_open_plan(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"next", plan_next}, {"done", plan_done}, {"report", plan_report}, {NULL, NULL}};
-  luaL_newmetatable(L, LCMS_PLAN_MT);
-  lua_pushcfunction(L, plan_tostring);
+  lcms_open_class(L, LCMS_PLAN_MT, methods, plan_tostring, "a plan");
+}
+
+void lcms_open_class(lua_State *L, const char *name, const luaL_Reg *methods,
+                     lua_CFunction tostring, const char *what) {
+  luaL_newmetatable(L, name);
+  lua_pushcfunction(L, tostring);
   lua_setfield(L, -2, "__tostring");
-  lua_pushliteral(L, "commsease: a plan's metatable is private");
+  lua_pushfstring(L, "commsease: %s's metatable is private", what);
   lua_setfield(L, -2, "__metatable");
-  luaL_newlib(L, methods);
+  lua_newtable(L);
+  luaL_setfuncs(L, methods, 0);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
 }

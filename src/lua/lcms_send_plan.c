@@ -172,12 +172,5 @@ int lcms_send_plan(lua_State *L) {
 
 void lcms_open_send_plan(lua_State *L) {
   static const luaL_Reg methods[] = {{"next", sp_next}, {"done", sp_done}, {NULL, NULL}};
-  luaL_newmetatable(L, LCMS_SEND_PLAN_MT);
-  lua_pushcfunction(L, sp_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_pushliteral(L, "commsease: a send plan's metatable is private");
-  lua_setfield(L, -2, "__metatable");
-  luaL_newlib(L, methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  lcms_open_class(L, LCMS_SEND_PLAN_MT, methods, sp_tostring, "a send plan");
 }
