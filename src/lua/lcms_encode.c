@@ -387,6 +387,17 @@ static int nkeys_is_len(lua_State *L, int list, size_t max, size_t *n) {
   return ok;
 }
 
+/* 1 when one of t[from..to] (raw) is nil */
+static int has_hole(lua_State *L, int t, int from, int to) {
+  int i, nil = 0;
+  for (i = from; i <= to && !nil; i++) {
+    lua_rawgeti(L, t, i);
+    nil = lua_isnil(L, -1);
+    lua_pop(L, 1);
+  }
+  return nil;
+}
+
 /* msgList at the top: written into the form */
 static int encode_msglist(enc *x, const cms_rule *r, int ids) {
   lua_State *L = x->L;
@@ -407,7 +418,13 @@ static int encode_msglist(enc *x, const cms_rule *r, int ids) {
     lua_rawgeti(L, list, i);
     if (counted && lua_isnil(L, -1)) /* a hole: the count held another key */
       return cms_verr_set(x->e, r->name, "msgList must be a list (keys 1..n, no holes)");
-    if (encode_msg(x, list + 1, i, ids, &views[i - 1])) return -1;
+    if (encode_msg(x, list + 1, i, ids, &views[i - 1])) {
+      /* the walk refuses a holed list before it reads a message: so does the
+       * count, when a hole it hid comes after the message refused */
+      if (counted && has_hole(L, list, i + 1, (int)n))
+        return cms_verr_set(x->e, r->name, "msgList must be a list (keys 1..n, no holes)");
+      return -1;
+    }
     lua_settop(L, list);
   }
   /* the msgIds stay alive in the ids list */
