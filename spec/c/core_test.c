@@ -351,6 +351,33 @@ static void test_json_joined(void) {
           "two: %s", cms_buf_cstr(&b));
     cms_buf_free(&b);
   }
+  {
+    /* a text far longer than count accids of max bytes: the same answers as
+     * the views give, without a reservation of its size (9 bytes a byte) */
+    size_t big = (size_t)1 << 20, cut;
+    char *s = malloc(big);
+    unsigned char first[3];
+    CHECK(s != NULL, "malloc");
+    for (cut = 0; s && cut < 4; cut++) {
+      cms_buf b;
+      cms_str v[3];
+      long got, want;
+      size_t at = cut == 0 ? big : cut == 1 ? 5 : cut == 2 ? 40 : 70; /* where a comma goes */
+      memset(s, 'a', big);
+      if (at < big) s[at] = ',';
+      if (cut == 3) s[20] = ',';
+      cms_buf_init(&b, 0);
+      got = cms_form_accids_joined(&b, s, big, ',', 3, 32, first);
+      v[0].s = s, v[0].n = at < big ? at : big;
+      v[1].s = s + at + 1, v[1].n = at < big ? big - at - 1 : 0;
+      if (cut == 3) v[0].n = 20, v[1].s = s + 21, v[1].n = 49, v[2].s = s + 71, v[2].n = big - 71;
+      want = cms_form_json_strings(NULL, v, cut == 3 ? 3 : at < big ? 2 : 1, cms_accid_chars, 32);
+      CHECK(got == want && got > 0, "cut %zu: %ld, the views say %ld", cut, got, want);
+      CHECK(b.len == 0 && b.cap <= 4096, "cut %zu: %zu bytes reserved for 3 accids", cut, b.cap);
+      cms_buf_free(&b);
+    }
+    free(s);
+  }
 }
 
 /* a message object as cms_form_msg writes it: unescaped by libcurl, parsed

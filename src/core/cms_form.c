@@ -149,14 +149,20 @@ static const unsigned char accid_out[256] = {
 
 long cms_form_accids_joined(cms_buf *b, const char *s, size_t n, char sep, size_t count,
                             size_t max, unsigned char *first) {
-  const unsigned char *p = (const unsigned char *)s, *e = p + n, *start = p;
-  size_t k = 0, len0;
+  const unsigned char *p = (const unsigned char *)s, *e, *start = p;
+  size_t k = 0, len0, most;
   unsigned char cut = (unsigned char)sep;
   char *o;
-  if (count == 0 || accid_out[cut] || max > ((size_t)1 << 20) || n > ((size_t)-1 / 2 - 16) / 9)
-    return -1;
+  if (count == 0 || accid_out[cut] || max > 4096 || count > 4096) return -1;
+  /* count accids of max bytes and their separators make at most `most` bytes.
+   * A longer text is read only to one byte past that, where the accid being
+   * read is already too long (each before it has at most max + 1 bytes with
+   * its separator): the same answer, and a reservation of the list's size,
+   * not of whatever the caller joined */
+  most = count * (max + 1) - 1;
+  e = p + (n > most ? most + 1 : n);
   /* each byte at most 3 (a separator 9 for its 1, "%22%2C%22"), the quotes 6 */
-  if (!(o = room(b, 9 * n + 16))) return -1;
+  if (!(o = room(b, 9 * (size_t)(e - p) + 16))) return -1;
   len0 = b->len;
   *o++ = '%', *o++ = '2', *o++ = '2';
   first[0] = p < e ? *p : 0;

@@ -31,7 +31,9 @@ long cms_form_json_strings(cms_buf *b, const cms_str *v, size_t n,
  * accid byte), each of 1 to max bytes; first[i] is set to the first byte of
  * accid i (0 when it is empty).  0 when all were written; i > 0 when accid i
  * is the first that breaks the rules; -2 when s holds more or fewer than
- * count items (the length is then left as it was); -1 when out of memory. */
+ * count items (the length is then left as it was); -1 when out of memory (or
+ * count or max over 4096).  Reads and reserves for no more of s than count
+ * accids of max bytes can fill. */
 long cms_form_accids_joined(cms_buf *b, const char *s, size_t n, char sep, size_t count,
                             size_t max, unsigned char *first);
 /* a decimal integer (safe unencoded in both JSON and forms) */
