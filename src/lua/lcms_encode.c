@@ -344,9 +344,12 @@ static int encode_msg(enc *x, int m, int i, int ids, cms_msg_view *v) {
  * a C walk costs a lua_next per key, LuaJIT's dearest API call; and its
  * table.concat joins a list in one call, reading it raw.  Both are kept in
  * the registry under these addresses by lcms_open_encode, where table.nkeys
- * exists (on PUC Lua 5.3 and later table.concat reads through __index). */
+ * is loaded or preloaded before Lua 5.3 (from 5.3 on table.concat reads
+ * through __index; and a require that searched would run any table/nkeys.lua
+ * on package.path). */
 static const char nkeys_key = 0, concat_key = 0;
 
+#if LUA_VERSION_NUM < 503 /* from 5.3 on table.concat reads through __index */
 static int keep_builtin(lua_State *L, const char *module, const char *name, const void *key) {
   int top = lua_gettop(L), ok;
   lua_pushlightuserdata(L, (void *)key);
@@ -363,9 +366,29 @@ static int keep_builtin(lua_State *L, const char *module, const char *name, cons
   return ok;
 }
 
-void lcms_open_encode(lua_State *L) {
-  if (keep_builtin(L, "table.nkeys", NULL, &nkeys_key)) keep_builtin(L, "table", "concat", &concat_key);
+/* 1 when module is loaded or preloaded already: then require runs no
+ * searcher, which would run whatever table/nkeys.lua package.path finds */
+static int preloaded(lua_State *L, const char *module) {
+  int top = lua_gettop(L), found;
+  lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
+  found = lua_istable(L, -1) && (lua_getfield(L, -1, module), !lua_isnil(L, -1));
+  lua_settop(L, top);
+  if (!found) {
+    lua_getglobal(L, "package");
+    found = lua_istable(L, -1) && (lua_getfield(L, -1, "preload"), lua_istable(L, -1)) &&
+            (lua_getfield(L, -1, module), !lua_isnil(L, -1));
+    lua_settop(L, top);
+  }
+  return found;
 }
+
+void lcms_open_encode(lua_State *L) { /* OpenResty's LuaJIT preloads table.nkeys */
+  if (preloaded(L, "table.nkeys") && keep_builtin(L, "table.nkeys", NULL, &nkeys_key))
+    keep_builtin(L, "table", "concat", &concat_key);
+}
+#else
+void lcms_open_encode(lua_State *L) { (void)L; }
+#endif
 
 /* 1 when table.nkeys is kept and counts #list keys in the table at list
  * (n = #list, 1 to max): then every key is in 1..n once 1..n are seen
