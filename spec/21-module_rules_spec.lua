@@ -242,9 +242,10 @@ describe("validation before I/O", function()
     end
   end)
 
-  -- On OpenResty's LuaJIT the usual list is joined by table.concat, which turns
-  -- a number into its text: every such entry must still be refused, and the
-  -- first bad entry named, wherever it sits and whatever is wrong with it.
+  -- On OpenResty's LuaJIT the usual list is counted with table.nkeys and read with
+  -- lua_tolstring, which turns a number into its text: every such entry must still
+  -- be refused, and the first bad entry named, wherever it sits and whatever is
+  -- wrong with it.
   it("names the first bad toAccids entry, numbers among strings included", function()
     local p = base()
     local long = rep("x", 33)

@@ -101,101 +101,49 @@ int cms_form_json_string(cms_buf *b, const char *s, size_t n) {
   return 0;
 }
 
-long cms_form_json_strings(cms_buf *b, const cms_str *v, size_t n,
-                           const unsigned char allowed[256], size_t max) {
-  size_t i;
-  char *o = NULL;
-  if (b) {
-    /* one reservation for the whole list, with cms_form_json_string's margin
-     * (each string counted at most max long: a longer one is refused before
-     * anything of it is written) */
-    size_t need = 16, each = 18 * max + 19;
-    if (max > ((size_t)1 << 20) || n > ((size_t)-1 / 2) / each) return -1;
-    for (i = 0; i < n; i++) need += v[i].n < max ? 18 * v[i].n + 19 : each;
-    if (!(o = room(b, need))) return -1;
-  }
-  for (i = 0; i < n; i++) {
-    const unsigned char *p = (const unsigned char *)v[i].s, *e = p + v[i].n;
-    unsigned char ok = 1;
-    if (v[i].n - 1 >= max) return (long)i + 1; /* 0 wraps round */
-    if (!o) {
-      while (p < e) ok &= allowed[*p++];
-      if (!ok) return (long)i + 1;
-      continue;
-    }
-    if (i) *o++ = '%', *o++ = '2', *o++ = 'C'; /* , */
-    *o++ = '%', *o++ = '2', *o++ = '2';
-    while (p < e) {
-      unsigned c = *p++;
-      ok &= allowed[c];
-      memcpy(o, jtab[c], 8);
-      o += jlen[c];
-    }
-    if (!ok) return (long)i + 1;
-    *o++ = '%', *o++ = '2', *o++ = '2';
-  }
-  if (o) {
-    b->len = (size_t)(o - b->data);
-    b->data[b->len] = '\0';
-  }
-  return 0;
-}
-
 /* what each byte of an accid becomes in the form: 1 itself, 2 '@' as %40, 0
  * a byte no accid holds (core_test checks it against cms_accid_chars) */
 static const unsigned char accid_out[256] = {
   ['_'] = 1, ['.'] = 1, ['-'] = 1, CMS_ALNUM_BYTES, ['@'] = 2
 };
 
-long cms_form_accids_joined(cms_buf *b, const char *s, size_t n, char sep, size_t count,
-                            size_t max, unsigned char *first) {
-  const unsigned char *p = (const unsigned char *)s, *e, *start = p;
-  size_t k = 0, len0, most;
-  unsigned char cut = (unsigned char)sep;
-  char *o;
-  if (count == 0 || accid_out[cut] || max > 4096 || count > 4096) return -1;
-  /* count accids of max bytes and their separators make at most `most` bytes.
-   * A longer text is read only to one byte past that, where the accid being
-   * read is already too long (each before it has at most max + 1 bytes with
-   * its separator): the same answer, and a reservation of the list's size,
-   * not of whatever the caller joined */
-  most = count * (max + 1) - 1;
-  e = p + (n > most ? most + 1 : n);
-  /* each byte at most 3 (a separator 9 for its 1, "%22%2C%22"), the quotes 6 */
-  if (!(o = room(b, 9 * (size_t)(e - p) + 16))) return -1;
-  len0 = b->len;
-  *o++ = '%', *o++ = '2', *o++ = '2';
-  first[0] = p < e ? *p : 0;
-  while (p < e) {
-    unsigned c = *p++, out = accid_out[c];
-    if (out == 1) {
-      *o++ = (char)c;
-    } else if (out == 2) {
-      *o++ = '%', *o++ = '4', *o++ = '0';
-    } else if (c == cut) {
-      if ((size_t)(p - 1 - start) - 1 >= max) goto bad; /* 0 wraps round */
-      if (++k == count) goto bad;
-      memcpy(o, "%22%2C%22", 9);
-      o += 9;
-      start = p;
-      first[k] = p < e ? *p : 0;
-    } else {
-      goto bad; /* item k holds a byte no accid holds */
+long cms_form_accids(cms_buf *b, const cms_str *v, size_t n, size_t max) {
+  size_t i, need = 16;
+  char *o = NULL;
+  if (max > ((size_t)1 << 20) || n > ((size_t)-1 / 4) / (3 * max + 9)) return -1;
+  if (b) {
+    /* one reservation for the whole list: 3 bytes a byte, 9 for a comma and
+     * the quotes (each accid counted at most max long: a longer one is
+     * refused before anything of it is written) */
+    for (i = 0; i < n; i++) need += 3 * (v[i].n < max ? v[i].n : max) + 9;
+    if (!(o = room(b, need))) return -1;
+    memcpy(o, "%22", 3), o += 3;
+  }
+  for (i = 0; i < n; i++) {
+    const unsigned char *p = (const unsigned char *)v[i].s, *e = p + v[i].n;
+    if (v[i].n - 1 >= max) goto bad; /* 0 wraps round */
+    if (!o) {
+      while (p < e)
+        if (!accid_out[*p++]) goto bad;
+      continue;
     }
+    while (p < e) {
+      unsigned c = *p++, out = accid_out[c];
+      if (out == 1) *o++ = (char)c;
+      else if (out == 2) *o++ = '%', *o++ = '4', *o++ = '0';
+      else goto bad;
+    }
+    if (i + 1 < n) memcpy(o, "%22%2C%22", 9), o += 9;
   }
-  if ((size_t)(p - start) - 1 >= max) goto bad;
-  if (k + 1 != count) {
-    k = count; /* fewer items than count */
-    goto bad;
+  if (o) {
+    memcpy(o, "%22", 3), o += 3;
+    b->len = (size_t)(o - b->data);
+    b->data[b->len] = '\0';
   }
-  *o++ = '%', *o++ = '2', *o++ = '2';
-  b->len = (size_t)(o - b->data);
-  b->data[b->len] = '\0';
   return 0;
 bad:
-  b->len = len0;
-  b->data[len0] = '\0';
-  return k < count ? (long)k + 1 : -2;
+  if (o) b->data[b->len] = '\0'; /* the length as it was, and its NUL */
+  return (long)i + 1;
 }
 
 int cms_form_int(cms_buf *b, long long v) {

@@ -19,23 +19,12 @@ int cms_form_escape(cms_buf *b, const char *s, size_t n);
 int cms_form_lit(cms_buf *b, const char *s);
 /* a JSON string literal with s's content, percent-encoded */
 int cms_form_json_string(cms_buf *b, const char *s, size_t n);
-/* n JSON string literals separated by commas (a list's items), percent-encoded,
- * each of 1 to max bytes for which allowed[byte] is 1, checked as they are
- * written (with a NULL buffer: only checked).  0 when all were written; i > 0
- * when v[i - 1] is the first that breaks the rule (the buffer's length is then
- * left as it was); -1 when out of memory. */
-long cms_form_json_strings(cms_buf *b, const cms_str *v, size_t n,
-                           const unsigned char allowed[256], size_t max);
-/* toAccids joined into one text, as cms_form_json_strings writes them with
- * cms_accid_chars: s[0..n) holds count accids separated by the byte sep (no
- * accid byte), each of 1 to max bytes; first[i] is set to the first byte of
- * accid i (0 when it is empty).  0 when all were written; i > 0 when accid i
- * is the first that breaks the rules; -2 when s holds more or fewer than
- * count items (the length is then left as it was); -1 when out of memory (or
- * count or max over 4096).  Reads and reserves for no more of s than count
- * accids of max bytes can fill. */
-long cms_form_accids_joined(cms_buf *b, const char *s, size_t n, char sep, size_t count,
-                            size_t max, unsigned char *first);
+/* n accids as JSON strings separated by commas (toAccids' items),
+ * percent-encoded, each of 1 to max bytes of cms_accid_chars, checked as
+ * they are written (with a NULL buffer: only checked).  0 when all were
+ * written; i > 0 when v[i - 1] is the first that breaks the rules (the
+ * buffer's length is then left as it was); -1 when out of memory. */
+long cms_form_accids(cms_buf *b, const cms_str *v, size_t n, size_t max);
 /* a decimal integer (safe unencoded in both JSON and forms) */
 int cms_form_int(cms_buf *b, long long v);
 

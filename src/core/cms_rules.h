@@ -114,7 +114,7 @@ int cms_check_value(const cms_rule *r, const char *path, const char *s, size_t n
                     cms_verr *e);
 int cms_check_accid(const char *path, const char *s, size_t n, cms_verr *e);
 int cms_accid_valid(const char *s, size_t n);     /* the same test, no message: 1 ok */
-/* 1 for the bytes an accid may hold (cms_form_json_strings checks with it) */
+/* 1 for the bytes an accid may hold (cms_form_accids writes by the same) */
 extern const unsigned char cms_accid_chars[256];
 /* list sizes for MSGLIST and ACCIDS */
 int cms_check_count(const cms_rule *r, size_t count, cms_verr *e);

@@ -341,33 +341,14 @@ static int encode_msg(enc *x, int m, int i, int ids, cms_msg_view *v) {
 }
 
 /* OpenResty's LuaJIT counts a table's keys in one call (table.nkeys), where
- * a C walk costs a lua_next per key, LuaJIT's dearest API call; and its
- * table.concat joins a list in one call, reading it raw.  Both are kept in
- * the registry under these addresses by lcms_open_encode, where table.nkeys
- * is loaded or preloaded before Lua 5.3 (from 5.3 on table.concat reads
- * through __index; and a require that searched would run any table/nkeys.lua
- * on package.path). */
-static const char nkeys_key = 0, concat_key = 0;
+ * a C walk costs a lua_next per key, LuaJIT's dearest API call: kept in the
+ * registry under this address by lcms_open_encode, where table.nkeys is
+ * loaded or preloaded already (OpenResty's LuaJIT preloads it), absent
+ * elsewhere: a require that searched would run any table/nkeys.lua that
+ * package.path finds */
+static const char nkeys_key = 0;
 
-#if LUA_VERSION_NUM < 503 /* from 5.3 on table.concat reads through __index */
-static int keep_builtin(lua_State *L, const char *module, const char *name, const void *key) {
-  int top = lua_gettop(L), ok;
-  lua_pushlightuserdata(L, (void *)key);
-  lua_getglobal(L, "require");
-  lua_pushstring(L, module);
-  ok = lua_isfunction(L, -2) && lua_pcall(L, 1, 1, 0) == 0;
-  if (ok && name) {
-    ok = lua_istable(L, -1);
-    if (ok) lua_getfield(L, -1, name), lua_remove(L, -2);
-  }
-  ok = ok && lua_iscfunction(L, -1); /* a builtin, not a Lua function put in its place */
-  if (ok) lua_rawset(L, LUA_REGISTRYINDEX);
-  lua_settop(L, top);
-  return ok;
-}
-
-/* 1 when module is loaded or preloaded already: then require runs no
- * searcher, which would run whatever table/nkeys.lua package.path finds */
+/* 1 when module is loaded or preloaded: require then runs no searcher */
 static int preloaded(lua_State *L, const char *module) {
   int top = lua_gettop(L), found;
   lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
@@ -382,13 +363,17 @@ static int preloaded(lua_State *L, const char *module) {
   return found;
 }
 
-void lcms_open_encode(lua_State *L) { /* OpenResty's LuaJIT preloads table.nkeys */
-  if (preloaded(L, "table.nkeys") && keep_builtin(L, "table.nkeys", NULL, &nkeys_key))
-    keep_builtin(L, "table", "concat", &concat_key);
+void lcms_open_encode(lua_State *L) {
+  int top = lua_gettop(L);
+  if (!preloaded(L, "table.nkeys")) return;
+  lua_pushlightuserdata(L, (void *)&nkeys_key);
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "table.nkeys");
+  /* a builtin, not a Lua function put in its place */
+  if (lua_isfunction(L, -2) && lua_pcall(L, 1, 1, 0) == 0 && lua_iscfunction(L, -1))
+    lua_rawset(L, LUA_REGISTRYINDEX);
+  lua_settop(L, top);
 }
-#else
-void lcms_open_encode(lua_State *L) { (void)L; }
-#endif
 
 /* 1 when table.nkeys is kept and counts #list keys in the table at list
  * (n = #list, 1 to max): then every key is in 1..n once 1..n are seen
@@ -471,7 +456,7 @@ static int take_accid(enc *x, cms_str *v, int i, int idx) {
   lua_State *L = x->L;
   if (lua_type(L, idx) != LUA_TSTRING) {
     char path[32];
-    long bad = cms_form_json_strings(NULL, v, (size_t)i - 1, cms_accid_chars, CMS_ACCID_MAX);
+    long bad = cms_form_accids(NULL, v, (size_t)i - 1, CMS_ACCID_MAX);
     if (bad > 0) return bad_accid(x, v, bad);
     snprintf(path, sizeof path, "toAccids[%d]", i);
     return cms_verr_set(x->e, path, "%s must be a string (an accid), not a %s", path,
@@ -481,76 +466,56 @@ static int take_accid(enc *x, cms_str *v, int i, int idx) {
   return 0;
 }
 
-/* a first byte of what table.concat may have made of a number: a digit, a
- * sign, a point, or inf/nan */
+/* a first byte of what lua_tolstring makes of a number: a digit, a sign, a
+ * point, or inf/nan */
 static int number_like(unsigned char c) {
   return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'i' || c == 'n' ||
          c == 'I' || c == 'N';
 }
 
-/* The usual toAccids where table.nkeys and table.concat are kept: 1..#list
- * and no other key (nkeys == #list), joined by table.concat with "," (a byte
- * no accid holds) and written from the joined text, checked as it is
- * written; an entry that may have been a number is looked at again.  0 when
- * this is not known to hold (no nkeys, a non-string, a bad accid) and
- * nothing is written: the other paths say what is wrong. */
-static int accids_joined(enc *x, const cms_rule *r, int list) {
+/* The usual toAccids where table.nkeys is kept: 1..#list and no other key
+ * (nkeys == #list), read with lua_rawgeti and lua_tolstring (a string, or a
+ * number turned into one on the stack: an entry that may have been a number
+ * is looked at again).  0 when this is not known to hold (no nkeys, not a
+ * string), and nothing is taken: the other paths say what is wrong. */
+static int accids_counted(enc *x, int list, cms_str *v, size_t *n) {
   lua_State *L = x->L;
-  int top = lua_gettop(L), len, i;
-  unsigned char first[CMS_ACCIDS_MAX];
-  const char *joined;
-  size_t jn, n, len0 = x->form ? x->form->len : 0;
-  if (!x->form || !nkeys_is_len(L, list, CMS_ACCIDS_MAX, &n)) return 0;
-  len = (int)n;
-  lua_pushlightuserdata(L, (void *)&concat_key);
-  lua_rawget(L, LUA_REGISTRYINDEX);
-  lua_pushvalue(L, list);
-  lua_pushliteral(L, ",");
-  /* raw reads too; raises on an entry that is neither a string nor a number */
-  if (lua_pcall(L, 2, 1, 0) || !(joined = lua_tolstring(L, -1, &jn))) goto not_known;
-  if (cms_form_key(x->form, r->name) || cms_form_put(x->form, CMS_P_LBRACKET)) goto no_memory;
-  switch (cms_form_accids_joined(x->form, joined, jn, ',', (size_t)len, CMS_ACCID_MAX, first)) {
-    case 0: break;
-    case -1: goto no_memory;
-    default: goto undo;
-  }
+  int top = lua_gettop(L), i, len;
+  if (!nkeys_is_len(L, list, CMS_ACCIDS_MAX, n)) return 0;
+  len = (int)*n;
+  luaL_checkstack(L, len, "commsease: no room on the Lua stack for toAccids");
   for (i = 0; i < len; i++) {
-    if (number_like(first[i])) {
+    lua_rawgeti(L, list, i + 1); /* left on the stack until all are read */
+    if (!(v[i].s = lua_tolstring(L, -1, &v[i].n))) goto not_known;
+    if (v[i].n && number_like((unsigned char)v[i].s[0])) {
       int ty;
       lua_rawgeti(L, list, i + 1);
       ty = lua_type(L, -1);
       lua_pop(L, 1);
-      if (ty != LUA_TSTRING) goto undo;
+      if (ty != LUA_TSTRING) goto not_known;
     }
   }
-  if (cms_form_put(x->form, CMS_P_RBRACKET)) goto no_memory;
-  lua_settop(L, top);
+  lua_settop(L, top); /* the strings stay anchored by the list */
   return 1;
-no_memory:
-  lua_settop(L, top);
-  return oom(x, r->name);
-undo:
-  x->form->len = len0;
-  x->form->data[len0] = '\0';
 not_known:
   lua_settop(L, top);
   return 0;
 }
 
 /* toAccids at the top: checked, then written into the form.  The usual list
- * is joined by table.concat where table.nkeys shows it is a plain list, or
- * else walked once with lua_next (array order); any other takes the exact
- * path (sequence check, then 1..n). */
+ * is counted with table.nkeys where there is one, or else walked once with
+ * lua_next (array order); any other takes the exact path (sequence check,
+ * then 1..n). */
 static int encode_accids(enc *x, const cms_rule *r) {
   lua_State *L = x->L;
-  int list = lua_gettop(L), i = 0, in_order = 1, rc;
+  int list = lua_gettop(L), i = 0, in_order = 1;
   size_t n;
   long bad;
   cms_str v[CMS_ACCIDS_MAX];
   if (lua_type(L, list) != LUA_TTABLE)
     return cms_verr_set(x->e, r->name, "toAccids must be a list of accids, not a %s",
                         luaL_typename(L, list));
-  if ((rc = accids_joined(x, r, list)) != 0) return rc < 0 ? -1 : 0;
+  if (accids_counted(x, list, v, &n)) goto write;
   lua_pushnil(L);
   while (lua_next(L, list)) {
     /* anything unusual (a key out of order, a value that is not a string, one
@@ -577,10 +542,11 @@ static int encode_accids(enc *x, const cms_rule *r) {
     }
   }
   if (cms_check_count(r, n, x->e)) return -1;
+write:
   if (cms_form_key(x->form, r->name) || cms_form_put(x->form, CMS_P_LBRACKET))
     return oom(x, r->name);
   /* checked as written: a bad accid is named by cms_check_accid's message */
-  bad = cms_form_json_strings(x->form, v, n, cms_accid_chars, CMS_ACCID_MAX);
+  bad = cms_form_accids(x->form, v, n, CMS_ACCID_MAX);
   if (bad > 0) return bad_accid(x, v, bad);
   if (bad < 0 || cms_form_put(x->form, CMS_P_RBRACKET)) return oom(x, r->name);
   return 0;
