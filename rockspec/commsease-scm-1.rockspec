@@ -87,6 +87,7 @@ build = {
             "src/lua/lcms_report.c",
             "src/lua/lcms_request.c",
             "src/lua/lcms_run.c",
+            "src/lua/lcms_send_plan.c",
             "src/lua/lcms_stats.c",
             "src/lua/lcms_webhook.c",
          },

@@ -251,6 +251,128 @@ describe("commsease.resty", function()
     assert.equal(1, #emu:requests())
   end)
 
+  -- the same four calls through the same faults, from a resty client in nginx and from a
+  -- blocking client here: every attempt counted in client:stats() and shown to on_attempt
+  -- alike (a 502 the last attempt gets, refused connections, a 416, a drop after delivery,
+  -- a 502 then a refusal then a success); only the times may differ
+  it("counts every attempt of send in client:stats() and on_attempt as the blocking send does", function()
+    local s = require("socket").bind("127.0.0.1", 0)
+    local _, port = s:getsockname()
+    s:close()
+    -- the dead endpoint carries credentials: they are shown nowhere
+    local dead = "http://user:hunter2@127.0.0.1:" .. port .. "/nimserver"
+    local dead_shown = "http://127.0.0.1:" .. port .. "/nimserver"
+    local faults = {
+      {action = "status", status = 502}, {action = "status", status = 502}, -- call 1 (and a refusal between)
+      {action = "code", code = 416, desc = "rate limited"},                  -- call 2
+      {action = "close", after_deliver = true},                              -- call 3
+      {action = "status", status = 502},                                     -- call 4, then refused, then ok
+    }
+    local function calls(prefix)
+      local t = {}
+      for i = 1, 4 do t[i] = batch(21, {prefix .. i}, {prefix .. "m" .. i}) end
+      return t
+    end
+    local opts = {endpoints = {emu.base, dead}, retries = 2, rate_limit_penalty = 0.2}
+    emu:faults(faults)
+    local out = run([[
+      local seen = {}
+      local o = {on_attempt = function(x) seen[#seen + 1] = x end}
+      for k, v in pairs(a.opts) do o[k] = v end
+      local c = new(o)
+      local results = {}
+      for i, p in ipairs(a.calls) do
+        local res, err = c:send(p)
+        results[i] = {ok = res ~= nil, rid = (res or err).request_id, err = plain(err),
+                      printed = err and tostring(err)}
+      end
+      return {results = results, seen = plain(seen), stats = plain(c:stats())}
+    ]], {opts = opts, calls = calls("rs")})
+    assert.equal(8, #emu:requests() + 2) -- 6 reached the emulator, 2 were refused
+    emu:reset()
+    emu:faults(faults)
+    local seen = {}
+    local o = {on_attempt = function(x) seen[#seen + 1] = x end}
+    for k, v in pairs(opts) do o[k] = v end
+    local c = helpers.client_for(emu, o)
+    local want = {}
+    for i, p in ipairs(calls("bs")) do
+      local res, err = c:send(p)
+      want[i] = {ok = res ~= nil, rid = (res or err).request_id, err = err,
+                 printed = err and tostring(err)}
+    end
+    local wstats = cjson.decode(cjson.encode(c:stats())) -- (as the resty figures travelled)
+    c:close()
+    -- the calls ended alike
+    assert.same({false, false, false, true},
+                {out.results[1].ok, out.results[2].ok, out.results[3].ok, out.results[4].ok})
+    for i = 1, 4 do
+      assert.equal(want[i].ok, out.results[i].ok, "call " .. i)
+      if not want[i].ok then
+        for _, k in ipairs{"kind", "sent", "retryable", "endpoint"} do
+          assert.equal(want[i].err[k], out.results[i].err[k], "call " .. i .. " err." .. k)
+        end
+        -- (a transport failure is told by each HTTP client in its own words; libcurl's code
+        -- for a drop after delivery on a kept-alive connection is 42, on a fresh one 52)
+        if want[i].err.kind ~= "transport" then assert.equal(want[i].printed, out.results[i].printed) end
+      end
+    end
+    assert.equal("http", out.results[1].err.kind)
+    assert.equal(416, out.results[2].err.code)
+    assert.is_true(out.results[3].err.sent)
+    -- the same attempts, in the same order, with the same fields and values
+    local function shape(list, results)
+      local t = {}
+      for n, x in ipairs(list) do
+        local call
+        for i, r in ipairs(results) do if r.rid == x.request_id then call = i end end
+        assert.truthy(call, "attempt " .. n .. " belongs to a call")
+        assert.is_true(x.ms > 0 and x.ms < 5000, "attempt " .. n .. " ms " .. tostring(x.ms))
+        -- (numbers as integers: JSON brings them back as floats on 5.3+)
+        local function str(v) return type(v) == "number" and ("%d"):format(v) or tostring(v) end
+        t[n] = ("call %d attempt %s %s %s status=%s transport=%s code=%s resend=%s"):format(
+          call, str(x.attempt), x.endpoint, x.path, str(x.status), str(x.transport),
+          str(x.code), str(x.resend))
+      end
+      return t
+    end
+    local got, exp = shape(out.seen, out.results), shape(seen, want)
+    assert.same(exp, got)
+    assert.equal(8, #got)
+    local b, BATCH = emu.base, "chatroom/batchSendMsgToSomeone.action"
+    assert.same({
+      "call 1 attempt 1 " .. b .. " " .. BATCH .. " status=502 transport=nil code=nil resend=false",
+      "call 1 attempt 2 " .. dead_shown .. " " .. BATCH .. " status=nil transport=connect code=nil resend=false",
+      "call 1 attempt 3 " .. b .. " " .. BATCH .. " status=502 transport=nil code=nil resend=false",
+      "call 2 attempt 1 " .. b .. " " .. BATCH .. " status=200 transport=nil code=416 resend=false",
+      "call 3 attempt 1 " .. b .. " " .. BATCH .. " status=nil transport=lost code=nil resend=false",
+      "call 4 attempt 1 " .. b .. " " .. BATCH .. " status=502 transport=nil code=nil resend=false",
+      "call 4 attempt 2 " .. dead_shown .. " " .. BATCH .. " status=nil transport=connect code=nil resend=false",
+      "call 4 attempt 3 " .. b .. " " .. BATCH .. " status=200 transport=nil code=200 resend=false",
+    }, got)
+    -- the same figures in client:stats(); the latencies measured, their values the clock's
+    local function untimed(st)
+      local l = st.paths[BATCH].latency
+      assert.is_true(l.count == 4 and l.sum > 0 and l.p50 > 0 and l.max >= l.p50 and l.max < 5,
+                     "latency " .. cjson.encode(l))
+      st.paths[BATCH].latency = {count = l.count}
+      return st
+    end
+    local gs, ws = untimed(out.stats), untimed(wstats)
+    assert.same(ws, gs)
+    assert.same({calls = 4, attempts = 8, latency = {count = 4}}, gs.paths[BATCH])
+    assert.same({["502"] = 3, ["200"] = 2}, gs.http)
+    assert.same({["416"] = 1, ["200"] = 1}, gs.codes)
+    assert.same({connect = 2, timeout = 0, lost = 1, too_big = 0, ["local"] = 0}, gs.transport)
+    assert.equal(1, gs.pauses)
+    assert.equal(0, gs.resends)
+    assert.same({calls = 8, errors = 0}, gs.hooks)
+    -- nothing secret in the figures, the hook's tables or the errors
+    local text = cjson.encode(out)
+    assert.is_nil(text:find(emu.secret, 1, true))
+    assert.is_nil(text:find("hunter2", 1, true))
+  end)
+
   it("paces send through the client's budget", function()
     local out = run([[
       local c = new({rate_limit = 20})

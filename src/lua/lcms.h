@@ -124,11 +124,10 @@ typedef enum lcms_key {
 void lcms_push_keys(lua_State *L);
 /* t[name of k] = the value on top (popped); t at index t (absolute), keys at keys */
 void lcms_set(lua_State *L, int keys, int t, lcms_key k);
-/* {method, url, headers, body} of a request signed with s to endpoint ep, the body
- * being the client's form, with room for `more` fields besides; returns its index
- * (keys: the index of the list of names) */
+/* {method, url, headers, body} of a request signed with s to endpoint ep, with room
+ * for `more` fields besides; returns its index (keys: the index of the list of names) */
 int lcms_push_request(lua_State *L, int keys, const lcms_client *c, int ep, const lcms_sig *s,
-                      const char *rid, int more);
+                      const char *rid, const char *body, size_t len, int more);
 int lcms_push_transfer_error(lua_State *L, cms_http_outcome out, const cms_http_xfer *x,
                              const char *rid, const char *endpoint);
 /* a local failure (memory, no random bytes): nil, err of kind transport */
@@ -138,6 +137,24 @@ int lcms_failover(cms_http_outcome out, long status);
 /* how an attempt ended, for the scheduler: nret values (res, or nil, err) on top */
 cms_sched_outcome lcms_classify(lua_State *L, int nret, cms_http_outcome out, long status,
                                 long long api_code);
+/* An attempt's outcome as a Lua driver hands it back (plan:done, send_plan:done):
+ * status, body | nil, { sent = true|false, message = "..." [, code = N] }, read the
+ * way the blocking client reads a finished transfer, so both count it alike */
+typedef struct lcms_outcome {
+  cms_http_outcome out;  /* OK (an answer), CONNECT (sent = false), AMBIGUOUS, TOO_BIG */
+  long status;           /* the HTTP status, 0 = no answer */
+  long long tcode;       /* a failure's libcurl code, 0 = none */
+  int sent;              /* a failure: the request may have left */
+  cms_http_xfer x;       /* what the stats read of a transfer: status, rc (28: timeout) */
+} lcms_outcome;
+/* checks the values at idx (status) and idx + 1 (body or failure), raising
+ * "bad argument #argn to 'fname' (...)" (argn: the status's number), and fills o */
+void lcms_outcome_check(lua_State *L, int idx, int argn, const char *fname, lcms_outcome *o);
+/* the outcome checked at idx as the call's result: res, or nil, err, pushed (msgids:
+ * the index of the call's msgIds list or 0; outcomes: opts.results = "outcomes");
+ * *code = the answer's API code (0 = none); returns nret */
+int lcms_outcome_push(lua_State *L, int idx, const lcms_outcome *o, int msgids, int outcomes,
+                      const char *rid, const char *ep, long long *code);
 /* the result of a finished libcurl transfer: res or nil, err pushed; returns nret */
 int lcms_push_answer(lua_State *L, cms_http_outcome out, const cms_http_xfer *x, int msgids,
                      const char *rid, const char *endpoint, long long *api_code);
@@ -253,6 +270,9 @@ int lcms_send_all(lua_State *L);
 int lcms_fanout(lua_State *L);
 int lcms_plan(lua_State *L);
 void lcms_open_plan(lua_State *L);
+/* client:send_plan: client:send for any event loop (lcms_send_plan.c) */
+int lcms_send_plan(lua_State *L);
+void lcms_open_send_plan(lua_State *L);
 /* the report of a fan-out (lcms_report.c, shaped in Lua): pushes it */
 void lcms_push_report(lua_State *L, int list, int results, int pcalls, int plan, int perr);
 void lcms_open_report(lua_State *L);

@@ -1,8 +1,9 @@
 /* lcms_call.c -- one call over the client's easy handle, for client:send,
  * client:send_one and client:call: pacing, a fresh signature per attempt, the
  * one failover rule, the 431 path, and every attempt counted in the client's
- * stats and shown to opts.on_attempt.  Also what the multi driver shares for
- * the counting (lcms_note_attempt, lcms_note_call).
+ * stats and shown to opts.on_attempt.  Also what the multi driver and
+ * client:send_plan share for the counting (lcms_note_attempt, lcms_note_call,
+ * lcms_settle_call).
  *
  * The 431 path: NetEase's SDKs, and this module, keep a call's RequestId
  * across its attempts, and the service answers a RequestId it has already
@@ -117,6 +118,11 @@ void lcms_note_call(lcms_client *c, const char *path, double seconds) {
   cms_hist_add(&p->latency, seconds);
 }
 
+void lcms_settle_call(lcms_client *c, const char *path, long long code, double t_call) {
+  if (code == 416) c->rate->ops->penalty(c->rate, cms_now_ms());
+  lcms_note_call(c, path, lcms_clock_s() - t_call);
+}
+
 /* ---- one call over the easy handle ---- */
 
 static const char *url_for(lcms_client *c, int ep, const char *path) {
@@ -197,8 +203,7 @@ int lcms_easy_call(lua_State *L, lcms_client *c, const lcms_callspec *k) {
     }
     break;
   }
-  if (code == 416) c->rate->ops->penalty(c->rate, cms_now_ms());
-  lcms_note_call(c, path, lcms_clock_s() - t_call);
+  lcms_settle_call(c, path, code, t_call);
   return nret;
 }
 

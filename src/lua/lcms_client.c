@@ -249,7 +249,8 @@ static int client_prepare(lua_State *L) {
   if (cms_rand_hex32(&c->rand, rid) || lcms_sign(c, &s))
     return lcms_push_local_error(L, "could not sign the request (libcrypto failure)", NULL);
   {
-    int keys = lua_upvalueindex(1), t = lcms_push_request(L, keys, c, 0, &s, rid, 2);
+    int keys = lua_upvalueindex(1), t = lcms_push_request(L, keys, c, 0, &s, rid, c->form.data,
+                                                        c->form.len, 2);
     lua_pushvalue(L, 3);
     lcms_set(L, keys, t, LCMS_K_MSGIDS);
     lua_pushlstring(L, rid, CMS_NONCE_LEN);
@@ -364,7 +365,7 @@ void lcms_open_client(lua_State *L) {
     {"prepare", client_prepare}, {"close", client_close},
     {"is_closed", client_closed}, {"send_all", lcms_send_all}, {"fanout", lcms_fanout},
     {"plan", lcms_plan}, {"stats", client_stats}, {"pace_take", client_pace_take},
-    {"pace_penalty", client_pace_penalty}, {NULL, NULL}};
+    {"pace_penalty", client_pace_penalty}, {"send_plan", lcms_send_plan}, {NULL, NULL}};
   luaL_newmetatable(L, LCMS_CLIENT_MT);
   lua_pushcfunction(L, client_gc);
   lua_setfield(L, -2, "__gc");
@@ -384,4 +385,5 @@ void lcms_open_client(lua_State *L) {
   lua_pop(L, 1);
   lcms_open_report(L);
   lcms_open_plan(L);
+  lcms_open_send_plan(L);
 }

@@ -66,7 +66,8 @@ static void store_perr(lua_State *L, lcms_plan_ud *p) {
 static void push_job(lua_State *L, lcms_plan_ud *p, const cms_sched_step *st, const lcms_sig *sg) {
   lcms_client *c = p->r.c;
   int keys = p->uv + UV_KEYS;
-  int t = lcms_push_request(L, keys, c, st->endpoint, sg, p->r.rids[st->call], 2);
+  int t = lcms_push_request(L, keys, c, st->endpoint, sg, p->r.rids[st->call], c->form.data,
+                            c->form.len, 2);
   lua_pushinteger(L, ++p->last_id);
   lua_pushvalue(L, -1);
   lua_pushinteger(L, st->call);
@@ -120,54 +121,26 @@ static int next_impl(lua_State *L) {
   }
 }
 
-static void raw_field(lua_State *L, int t, const char *k) {
-  lua_pushstring(L, k);
-  lua_rawget(L, t);
-}
-
-/* misuse of plan:done; the method runs under lua_pcall, so it names itself */
-static int bad_arg(lua_State *L, int arg, const char *what) {
-  return luaL_error(L, "bad argument #%d to 'plan:done' (%s)", arg, what);
-}
-
 /* plan:done(id, status, body) | plan:done(id, nil, { sent =, message = }) */
 static int done_impl(lua_State *L) {
   lcms_plan_ud *p = load(L, 1);
   lcms_run *r = &p->r;
   lua_Integer id;
-  int i, nret, hook, repeats, too_big = 0, base = lua_gettop(L);
-  long long code = 0, tcode = 0, now = cms_now_ms();
-  cms_http_outcome out = CMS_HTTP_OK;
-  long status = 0;
+  int i, nret, hook, repeats;
+  long long code = 0, now = cms_now_ms();
+  lcms_outcome o;
   const char *ep;
-  /* the arguments are checked before the job is taken */
-  if (!lua_isinteger(L, 2)) return bad_arg(L, 1, "a job id (an integer) expected");
+  /* the arguments are checked before the job is taken (the method runs under
+   * lua_pcall, so its errors name it) */
+  if (!lua_isinteger(L, 2))
+    return luaL_error(L, "bad argument #1 to 'plan:done' (a job id (an integer) expected)");
   id = lua_tointeger(L, 2);
-  if (lua_isnil(L, 3)) {
-    if (lua_type(L, 4) != LUA_TTABLE)
-      return bad_arg(L, 3, "a transport failure { sent = true|false, message = \"...\" } expected");
-    raw_field(L, 4, "sent");
-    if (!lua_isnil(L, -1) && !lua_isboolean(L, -1))
-      return bad_arg(L, 3, "sent must be a boolean (true when unknown)");
-    raw_field(L, 4, "message");
-    if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
-      return bad_arg(L, 3, "message must be a string");
-    raw_field(L, 4, "code");
-    if (!lua_isnil(L, -1) && (!lua_isinteger(L, -1) || lua_tointeger(L, -1) <= 0))
-      return bad_arg(L, 3, "code must be a positive integer (libcurl's numbering)");
-    lua_settop(L, base);
-  } else {
-    lua_Integer st;
-    if (!lua_isinteger(L, 3)) return bad_arg(L, 2, "an HTTP status (an integer) or nil expected");
-    st = lua_tointeger(L, 3);
-    if (st < 100 || st > 999) return bad_arg(L, 2, "an HTTP status from 100 to 999 expected");
-    if (lua_type(L, 4) != LUA_TSTRING) return bad_arg(L, 3, "the answer body (a string) expected");
-    status = (long)st;
-  }
+  lcms_outcome_check(L, 3, 2, "plan:done", &o);
   lua_pushinteger(L, id);
   lua_rawget(L, p->jobs);
   if (!lua_isinteger(L, -1))
-    return bad_arg(L, 1, "not a job of this plan, or its outcome was handed back already");
+    return luaL_error(L, "bad argument #1 to 'plan:done' (not a job of this plan, or its outcome "
+                      "was handed back already)");
   i = (int)lua_tointeger(L, -1);
   lua_pop(L, 1);
   lua_pushinteger(L, id);
@@ -180,52 +153,17 @@ static int done_impl(lua_State *L) {
   ep = r->c->endpoints[r->s->calls[i].ep];
   lcms_push_hook(L, p->uv + UV_CLIENT); /* (stays below the outcome's values) */
   hook = lua_isnil(L, -1) ? 0 : lua_gettop(L);
-  if (status == 0) {
-    int sent;
-    const char *msg;
-    raw_field(L, 4, "sent");
-    sent = lua_isnil(L, -1) ? 1 : lua_toboolean(L, -1);
-    raw_field(L, 4, "code");
-    tcode = lua_isnil(L, -1) ? 0 : (long long)lua_tointeger(L, -1);
-    raw_field(L, 4, "message");
-    msg = lua_tostring(L, -1);
-    {
-      lcms_errinfo ei = {"transport", tcode, msg && *msg ? msg : "transport failure", NULL, 1, sent,
-                         r->rids[i], ep};
-      nret = lcms_push_error(L, &ei);
-    }
-    lua_remove(L, -3); /* message, code, sent: the error stays */
-    lua_remove(L, -3);
-    lua_remove(L, -3);
-    out = sent ? CMS_HTTP_AMBIGUOUS : CMS_HTTP_CONNECT;
-  } else {
-    size_t len;
-    const char *body = lua_tolstring(L, 4, &len);
-    if (len > CMS_MAX_ANSWER) {
-      nret = lcms_response_error(L, "the answer is over 1 MiB; cut off", r->rids[i], ep);
-      too_big = 1; /* counted as send counts it */
-    } else {
-      lua_rawgeti(L, r->ids, i);
-      if (r->outcomes && status == 200) /* no records built */
-        nret = lcms_answer_read(L, body, len, lua_gettop(L), r->rids[i], ep, &code,
-                                LCMS_ANSWER_OUTCOMES);
-      else
-        nret = lcms_parse_answer(L, status, body, len, lua_gettop(L), r->rids[i], ep, &code);
-      lua_remove(L, -1 - nret);
-    }
-  }
+  lua_rawgeti(L, r->ids, i);
+  nret = lcms_outcome_push(L, 3, &o, lua_gettop(L), r->outcomes, r->rids[i], ep, &code);
+  lua_remove(L, -1 - nret);
   {
     /* counted as send_all counts a finished transfer (lcms_multi.c finish) */
-    cms_http_xfer x; /* all the stats read of it: the status */
     lcms_attempt a;
-    memset(&x, 0, sizeof x);
-    x.status = status;
-    if (tcode == CURLE_OPERATION_TIMEDOUT) x.rc = CURLE_OPERATION_TIMEDOUT; /* kind timeout */
     a.path = CMS_API_PATH;
     a.endpoint = ep;
     a.request_id = r->rids[i];
-    a.out = too_big ? CMS_HTTP_TOO_BIG : out;
-    a.x = &x;
+    a.out = o.out;
+    a.x = &o.x;
     a.code = code;
     a.seconds = lcms_clock_s() - p->t_job[i];
     a.attempt = r->s->calls[i].attempts + r->s->calls[i].repeats + 1;
@@ -233,7 +171,10 @@ static int done_impl(lua_State *L) {
     lcms_note_attempt(L, r->c, hook, &a);
   }
   repeats = r->s->calls[i].repeats;
-  lcms_run_outcome(r, i, nret, lcms_classify(L, nret, out, status, code), now, NULL);
+  /* (an answer over the cap is classified by its status, as before) */
+  lcms_run_outcome(r, i, nret,
+                   lcms_classify(L, nret, o.out == CMS_HTTP_TOO_BIG ? CMS_HTTP_OK : o.out, o.status,
+                                 code), now, NULL);
   if (r->s->calls[i].repeats > repeats) r->c->stats.repeats++; /* a 431 learnt from */
   store_perr(L, p);
   return 0;

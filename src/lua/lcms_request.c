@@ -115,7 +115,7 @@ static void push_headers(lua_State *L, int keys, const lcms_client *c, const lcm
 }
 
 int lcms_push_request(lua_State *L, int keys, const lcms_client *c, int ep, const lcms_sig *s,
-                      const char *rid, int more) {
+                      const char *rid, const char *body, size_t len, int more) {
   int t;
   lua_createtable(L, 0, 4 + more);
   t = lua_gettop(L);
@@ -123,7 +123,7 @@ int lcms_push_request(lua_State *L, int keys, const lcms_client *c, int ep, cons
   set_str(L, keys, t, LCMS_K_URL, c->urls[ep], strlen(c->urls[ep]));
   push_headers(L, keys, c, s, rid);
   lcms_set(L, keys, t, LCMS_K_HEADERS);
-  set_str(L, keys, t, LCMS_K_BODY, c->form.data ? c->form.data : "", c->form.len);
+  set_str(L, keys, t, LCMS_K_BODY, body ? body : "", len);
   return t;
 }
 
@@ -182,4 +182,79 @@ int lcms_encode(lua_State *L, int params, cms_buf *form, cms_verr *e) {
     lua_error(L);
   }
   return -1;
+}
+
+/* ---- an attempt's outcome handed back by a Lua driver (plan:done, send_plan:done) ---- */
+
+static void raw_field(lua_State *L, int t, const char *k) {
+  lua_pushstring(L, k);
+  lua_rawget(L, t);
+}
+
+/* misuse of a driver's done; the caller may run under lua_pcall, so it names itself */
+static int bad_arg(lua_State *L, int arg, const char *fname, const char *what) {
+  return luaL_error(L, "bad argument #%d to '%s' (%s)", arg, fname, what);
+}
+
+void lcms_outcome_check(lua_State *L, int idx, int argn, const char *fname, lcms_outcome *o) {
+  int top = lua_gettop(L);
+  memset(o, 0, sizeof *o);
+  if (lua_isnil(L, idx)) {
+    if (lua_type(L, idx + 1) != LUA_TTABLE)
+      bad_arg(L, argn + 1, fname,
+              "a transport failure { sent = true|false, message = \"...\" } expected");
+    raw_field(L, idx + 1, "sent");
+    if (!lua_isnil(L, -1) && !lua_isboolean(L, -1))
+      bad_arg(L, argn + 1, fname, "sent must be a boolean (true when unknown)");
+    o->sent = lua_isnil(L, -1) || lua_toboolean(L, -1); /* unknown counts as sent */
+    raw_field(L, idx + 1, "message");
+    if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
+      bad_arg(L, argn + 1, fname, "message must be a string");
+    raw_field(L, idx + 1, "code");
+    if (!lua_isnil(L, -1) && (!lua_isinteger(L, -1) || lua_tointeger(L, -1) <= 0))
+      bad_arg(L, argn + 1, fname, "code must be a positive integer (libcurl's numbering)");
+    o->tcode = lua_isnil(L, -1) ? 0 : (long long)lua_tointeger(L, -1);
+    lua_settop(L, top);
+    o->out = o->sent ? CMS_HTTP_AMBIGUOUS : CMS_HTTP_CONNECT;
+    /* all the stats read of a transfer: its status, and rc for the kind timeout */
+    if (o->tcode == CURLE_OPERATION_TIMEDOUT) o->x.rc = CURLE_OPERATION_TIMEDOUT;
+  } else {
+    lua_Integer st;
+    size_t len;
+    if (!lua_isinteger(L, idx)) bad_arg(L, argn, fname, "an HTTP status (an integer) or nil expected");
+    st = lua_tointeger(L, idx);
+    if (st < 100 || st > 999) bad_arg(L, argn, fname, "an HTTP status from 100 to 999 expected");
+    if (lua_type(L, idx + 1) != LUA_TSTRING)
+      bad_arg(L, argn + 1, fname, "the answer body (a string) expected");
+    lua_tolstring(L, idx + 1, &len);
+    o->status = o->x.status = (long)st;
+    /* counted as send counts an answer over the cap: too_big, no status */
+    o->out = len > CMS_MAX_ANSWER ? CMS_HTTP_TOO_BIG : CMS_HTTP_OK;
+  }
+}
+
+int lcms_outcome_push(lua_State *L, int idx, const lcms_outcome *o, int msgids, int outcomes,
+                      const char *rid, const char *ep, long long *code) {
+  int nret;
+  *code = 0;
+  if (o->out == CMS_HTTP_TOO_BIG)
+    return lcms_response_error(L, "the answer is over 1 MiB; cut off", rid, ep);
+  if (o->out != CMS_HTTP_OK) {
+    const char *msg;
+    raw_field(L, idx + 1, "message");
+    msg = lua_tostring(L, -1);
+    {
+      lcms_errinfo ei = {"transport", o->tcode, msg && *msg ? msg : "transport failure", NULL, 1,
+                         o->sent, rid, ep};
+      nret = lcms_push_error(L, &ei);
+    }
+    lua_remove(L, -1 - nret); /* the message: the error stays */
+    return nret;
+  } else {
+    size_t len;
+    const char *body = lua_tolstring(L, idx + 1, &len);
+    if (outcomes && o->status == 200) /* no records built */
+      return lcms_answer_read(L, body, len, msgids, rid, ep, code, LCMS_ANSWER_OUTCOMES);
+    return lcms_parse_answer(L, o->status, body, len, msgids, rid, ep, code);
+  }
 }

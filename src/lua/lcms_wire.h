@@ -27,6 +27,10 @@ typedef struct lcms_attempt {
 void lcms_note_attempt(lua_State *L, lcms_client *c, int hook, const lcms_attempt *a);
 /* counts a call settled after `seconds` since its first attempt began */
 void lcms_note_call(lcms_client *c, const char *path, double seconds);
+/* a call of send, send_one, call or send_plan settled with API code `code` (0 =
+ * none), its first attempt begun at t_call (lcms_clock_s): after a 416 every call
+ * of the budget waits the penalty, and the call is counted */
+void lcms_settle_call(lcms_client *c, const char *path, long long code, double t_call);
 /* pushes opts.on_attempt of the client userdata at `self`, or nil */
 void lcms_push_hook(lua_State *L, int self);
 

@@ -28,14 +28,11 @@ local semaphore = require "ngx.semaphore"
 local ngx = ngx
 local sleep = ngx.sleep
 local spawn, kill = ngx.thread.spawn, ngx.thread.kill
-local type, pairs, ipairs, error, pcall, tostring, setmetatable, getmetatable, select, assert =
-  type, pairs, ipairs, error, pcall, tostring, setmetatable, getmetatable, select, assert
+local type, pairs, error, pcall, tostring, setmetatable, getmetatable =
+  type, pairs, error, pcall, tostring, setmetatable, getmetatable
 local floor = math.floor
 
 local _M = {_VERSION = commsease._VERSION}
-
-local DEFAULT_ENDPOINT = "https://api.netease.im/nimserver"
-local PATH = commsease.rules.path
 
 -- resty's own options: name -> checker (returns the value, or raises)
 local function positive(name, lo, hi)
@@ -65,16 +62,6 @@ local OWN = {
   keepalive_timeout = positive("keepalive_timeout", 0.001, 3600),
 }
 
--- the error values of the module (one metatable, so they print the same way)
-local ERR_MT = getmetatable(select(2, commsease.parse(502, "")))
-
--- code: libcurl's number for the failure (commsease.resty.http.CODES), as the blocking
--- client's transport errors carry it; nil when the transport gave none
-local function transport_error(message, sent, rid, endpoint, code)
-  return setmetatable({kind = "transport", code = code, message = message, retryable = true,
-                       sent = sent, request_id = rid, endpoint = endpoint}, ERR_MT)
-end
-
 local Client = {}
 Client.__index = Client
 
@@ -95,16 +82,7 @@ function _M.new(opts)
           .. "(give a transport that does)", 2)
   end
   local c = commsease.new(copts) -- raises on anything malformed, as commsease.new does
-  local bases = copts.endpoints or {copts.endpoint or DEFAULT_ENDPOINT}
-  local self = setmetatable({c = c, bases = {}, urls = {},
-                             timeout = copts.timeout or 5,
-                             retries = copts.retries or 1}, Client)
-  for i, b in ipairs(bases) do
-    b = b:gsub("/+$", "")
-    -- errors name the endpoint without a user:password@ it may carry
-    self.bases[i] = b:gsub("^(%a[%w+.-]*://)[^/?#]*@", "%1")
-    self.urls[i] = b .. PATH
-  end
+  local self = setmetatable({c = c}, Client)
   local hopts = {connect_timeout = copts.connect_timeout or 5, ssl_verify = own.ssl_verify,
                  server_name = own.server_name, pool_size = own.pool_size,
                  keepalive_timeout = own.keepalive_timeout}
@@ -136,55 +114,25 @@ local function attempt(self, job)
   return nil, body
 end
 
--- the client's budget, waited for with ngx.sleep
-local function pace(c)
-  while true do
-    local wait = c:pace_take()
-    if wait <= 0 then return end
-    sleep(wait)
-  end
-end
-
-local function resign(self, params, first)
-  -- a fresh Nonce, CurTime and CheckSum (they do not cover the body); the body, with
-  -- the msgIds generated the first time, and the RequestId stay
-  local again = assert(self.c:prepare(params))
-  local h = again.headers
-  h.RequestId = first.request_id
-  return h
-end
-
+-- the call is the C client's send_plan: its rules are the blocking send's (the next
+-- endpoint only when nothing left or on a 502, each attempt re-signed with the same
+-- RequestId and body, the 416 penalty), and it counts every attempt in client:stats()
+-- and shows it to on_attempt as the blocking send does; here only the I/O and the waits
 function Client:send(params)
   if getmetatable(self) ~= Client then error("bad argument #1 to 'send' (a commsease.resty client expected)", 2) end
-  local c = self.c
-  local req, err = c:prepare(params)
-  if not req then return nil, err end
-  local rid = req.request_id
-  local headers = req.headers
-  local tries, ep = 0, 1
-  local st, body
+  local sp, err = self.c:send_plan(params)
+  if not sp then return nil, err end
   while true do
-    pace(c)
-    st, body = attempt(self, {id = 0, method = "POST", url = self.urls[ep], headers = headers,
-                              body = req.body, timeout = self.timeout})
-    if tries < self.retries and ((st == nil and body.sent == false) or st == 502) then
-      -- as the blocking send: only when nothing left, or a gateway said 502
-      tries = tries + 1
-      ep = ep % #self.urls + 1
-      headers = resign(self, params, req)
+    local job, wait, serr = sp:next()
+    if job then
+      local res, rerr = sp:done(attempt(self, job))
+      if res or rerr then return res, rerr end
+    elseif wait then
+      sleep(wait) -- the client's budget (its rate_store when given)
     else
-      break
+      return nil, serr
     end
   end
-  if st == nil then return nil, transport_error(body.message, body.sent, rid, self.bases[ep], body.code) end
-  local res, perr = commsease.parse(st, body)
-  if not res then
-    perr.request_id, perr.endpoint = rid, self.bases[ep]
-    if perr.kind == "api" and perr.code == 416 then c:pace_penalty() end
-    return nil, perr
-  end
-  res.msgIds, res.request_id = req.msgIds, rid
-  return res
 end
 
 -- the fan-out: plan:next() hands out jobs, each sent in its own light thread; the loop
