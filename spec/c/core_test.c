@@ -3,6 +3,7 @@
  * Built and run by `make test` (plain and sanitized). */
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -397,6 +398,24 @@ static void test_form_msg(void) {
     }
     cJSON_Delete(j);
     curl_free(raw);
+    cms_buf_free(&b);
+  }
+  {
+    /* texts whose reservation (18 bytes a byte) would wrap a size_t are
+     * refused before anything is read or written (on a 32-bit size_t the old
+     * fixed limit of 2^30 let 18 * n wrap; here every size_t is checked) */
+    static const char dummy[1] = {'x'};
+    cms_msg_view v;
+    cms_buf b;
+    memset(&v, 0, sizeof v);
+    v.msgId = v.attach = v.ext = dummy;
+    v.msgId_len = v.attach_len = v.ext_len = (SIZE_MAX - 512) / 54 + 1;
+    v.has_msgType = 1;
+    cms_buf_init(&b, 0);
+    cms_buf_addc(&b, 'x');
+    CHECK(cms_form_msg(&b, &v, 1) == -1 && b.len == 1, "lengths past a size_t's reach");
+    v.msgId_len = 1, v.attach_len = SIZE_MAX / 18 + 1, v.ext_len = 0;
+    CHECK(cms_form_msg(&b, &v, 1) == -1 && b.len == 1, "an attach past a size_t's reach");
     cms_buf_free(&b);
   }
 }
