@@ -225,6 +225,23 @@ describe("validation before I/O", function()
     end
   end)
 
+  -- the walk refuses a holed msgList before it reads a message; where table.nkeys
+  -- counts the keys, a hole the count hides must still be named first, not a bad
+  -- message before it (found by spec/fuzz/prepare_diff.lua)
+  it("names a hole in msgList before a bad message that comes before the hole", function()
+    local p = base()
+    local m, bad = commsease.text("hi"), {msgId = "b", msgType = 0, attach = ""}
+    local holed = {bad, m, m}
+    holed[2], holed.x = nil, m -- #holed may be 3, and it has 3 keys
+    for _, ml in ipairs{{[0] = m, bad, nil, m}, holed, {bad, nil, m, [0] = m}} do
+      p.msgList = ml
+      local req, err = client:prepare(p)
+      assert.is_nil(req)
+      assert.equal("msgList", err.field)
+      assert.equal("msgList must be a list (keys 1..n, no holes)", err.message)
+    end
+  end)
+
   -- On OpenResty's LuaJIT the usual list is counted with table.nkeys and read with
   -- lua_tolstring, which turns a number into its text: every such entry must still
   -- be refused, and the first bad entry named, wherever it sits and whatever is

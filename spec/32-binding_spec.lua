@@ -282,3 +282,28 @@ describe("client:stats", function()
     c:close()
   end)
 end)
+
+-- the module looks for OpenResty's table.nkeys only where it is loaded or
+-- preloaded (LuaJIT's own): a require that searched package.path would run any
+-- table/nkeys.lua of the current directory, and on 5.3+ table.concat is not raw
+describe("opening the module", function()
+  it("runs no table/nkeys.lua that package.path would find", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(helpers.run("mkdir -p " .. helpers.shell_quote(dir .. "/table")))
+    local f = assert(io.open(dir .. "/table/nkeys.lua", "w"))
+    f:write('local o = io.open("ran", "w") o:write("ran") o:close() return print\n')
+    f:close()
+    local build = helpers.build_dir():sub(1, 1) == "/" and helpers.build_dir()
+                  or assert(os.getenv("PWD")) .. "/" .. helpers.build_dir()
+    local out, ok = helpers.run("cd " .. helpers.shell_quote(dir) .. " && " .. helpers.lua_bin() ..
+      " -e " .. helpers.shell_quote("package.path = './?.lua;' .. package.path; package.cpath = '" ..
+      build .. "/?.so;' .. package.cpath; require 'commsease'; print('opened')") .. " 2>&1")
+    local ran = io.open(dir .. "/ran")
+    if ran then ran:close() end
+    helpers.run("rm -rf " .. helpers.shell_quote(dir))
+    assert.is_true(ok, out)
+    assert.matches("opened", out)
+    assert.is_nil(ran, "table/nkeys.lua ran when the module was opened")
+  end)
+end)

@@ -3,6 +3,7 @@
  * Built and run by `make test` (plain and sanitized). */
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -322,6 +323,26 @@ static void test_form_accids(void) {
     }
     CHECK(bad == 0, "%d bytes judged otherwise than cms_accid_chars says", bad);
   }
+  {
+    /* accids far longer than max: refused, named, and nothing reserved for
+     * their length (3 bytes a byte would be 3 MiB here) */
+    size_t big = (size_t)1 << 20;
+    char *s = malloc(big);
+    CHECK(s != NULL, "malloc");
+    if (s) {
+      cms_str v[3] = {{"p1", 2}, {NULL, big}, {"p3", 2}};
+      cms_buf b;
+      long got;
+      memset(s, 'a', big);
+      v[1].s = s;
+      cms_buf_init(&b, 0);
+      got = cms_form_accids(&b, v, 3, 32);
+      CHECK(got == 2 && b.len == 0 && b.cap <= 4096, "a 1 MiB accid: %ld, %zu bytes reserved",
+            got, b.cap);
+      cms_buf_free(&b);
+      free(s);
+    }
+  }
 }
 
 /* a message object as cms_form_msg writes it: unescaped by libcurl, parsed
@@ -377,6 +398,24 @@ static void test_form_msg(void) {
     }
     cJSON_Delete(j);
     curl_free(raw);
+    cms_buf_free(&b);
+  }
+  {
+    /* texts whose reservation (18 bytes a byte) would wrap a size_t are
+     * refused before anything is read or written (on a 32-bit size_t the old
+     * fixed limit of 2^30 let 18 * n wrap; here every size_t is checked) */
+    static const char dummy[1] = {'x'};
+    cms_msg_view v;
+    cms_buf b;
+    memset(&v, 0, sizeof v);
+    v.msgId = v.attach = v.ext = dummy;
+    v.msgId_len = v.attach_len = v.ext_len = (SIZE_MAX - 512) / 54 + 1;
+    v.has_msgType = 1;
+    cms_buf_init(&b, 0);
+    cms_buf_addc(&b, 'x');
+    CHECK(cms_form_msg(&b, &v, 1) == -1 && b.len == 1, "lengths past a size_t's reach");
+    v.msgId_len = 1, v.attach_len = SIZE_MAX / 18 + 1, v.ext_len = 0;
+    CHECK(cms_form_msg(&b, &v, 1) == -1 && b.len == 1, "an attach past a size_t's reach");
     cms_buf_free(&b);
   }
 }

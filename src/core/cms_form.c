@@ -187,7 +187,10 @@ static inline char *piece(char *o, cms_piece p) {
 }
 
 int cms_form_msg(cms_buf *b, const cms_msg_view *v, int first) {
-  size_t text = v->msgId_len, lim = ((size_t)1 << 30);
+  /* three texts of lim bytes, 18 bytes a byte, and 376 more fit a size_t (a
+   * fixed 2^30 did not where size_t has 32 bits: 18 * 238609295 + 376 wraps
+   * to 390, and msgId has no length limit of its own) */
+  size_t text = v->msgId_len, lim = ((size_t)-1 - 512) / 54;
   char *o;
   if (!b) return 0;
   if (v->msgId_len > lim || v->attach_len > lim || v->ext_len > lim) return -1;

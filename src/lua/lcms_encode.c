@@ -342,11 +342,30 @@ static int encode_msg(enc *x, int m, int i, int ids, cms_msg_view *v) {
 
 /* OpenResty's LuaJIT counts a table's keys in one call (table.nkeys), where
  * a C walk costs a lua_next per key, LuaJIT's dearest API call: kept in the
- * registry under this address by lcms_open_encode, absent elsewhere */
+ * registry under this address by lcms_open_encode, where table.nkeys is
+ * loaded or preloaded already (OpenResty's LuaJIT preloads it), absent
+ * elsewhere: a require that searched would run any table/nkeys.lua that
+ * package.path finds */
 static const char nkeys_key = 0;
+
+/* 1 when module is loaded or preloaded: require then runs no searcher */
+static int preloaded(lua_State *L, const char *module) {
+  int top = lua_gettop(L), found;
+  lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
+  found = lua_istable(L, -1) && (lua_getfield(L, -1, module), !lua_isnil(L, -1));
+  lua_settop(L, top);
+  if (!found) {
+    lua_getglobal(L, "package");
+    found = lua_istable(L, -1) && (lua_getfield(L, -1, "preload"), lua_istable(L, -1)) &&
+            (lua_getfield(L, -1, module), !lua_isnil(L, -1));
+    lua_settop(L, top);
+  }
+  return found;
+}
 
 void lcms_open_encode(lua_State *L) {
   int top = lua_gettop(L);
+  if (!preloaded(L, "table.nkeys")) return;
   lua_pushlightuserdata(L, (void *)&nkeys_key);
   lua_getglobal(L, "require");
   lua_pushliteral(L, "table.nkeys");
@@ -376,6 +395,17 @@ static int nkeys_is_len(lua_State *L, int list, size_t max, size_t *n) {
   return ok;
 }
 
+/* 1 when one of t[from..to] (raw) is nil */
+static int has_hole(lua_State *L, int t, int from, int to) {
+  int i, nil = 0;
+  for (i = from; i <= to && !nil; i++) {
+    lua_rawgeti(L, t, i);
+    nil = lua_isnil(L, -1);
+    lua_pop(L, 1);
+  }
+  return nil;
+}
+
 /* msgList at the top: written into the form */
 static int encode_msglist(enc *x, const cms_rule *r, int ids) {
   lua_State *L = x->L;
@@ -396,7 +426,13 @@ static int encode_msglist(enc *x, const cms_rule *r, int ids) {
     lua_rawgeti(L, list, i);
     if (counted && lua_isnil(L, -1)) /* a hole: the count held another key */
       return cms_verr_set(x->e, r->name, "msgList must be a list (keys 1..n, no holes)");
-    if (encode_msg(x, list + 1, i, ids, &views[i - 1])) return -1;
+    if (encode_msg(x, list + 1, i, ids, &views[i - 1])) {
+      /* the walk refuses a holed list before it reads a message: so does the
+       * count, when a hole it hid comes after the message refused */
+      if (counted && has_hole(L, list, i + 1, (int)n))
+        return cms_verr_set(x->e, r->name, "msgList must be a list (keys 1..n, no holes)");
+      return -1;
+    }
     lua_settop(L, list);
   }
   /* the msgIds stay alive in the ids list */
