@@ -232,3 +232,54 @@ describe("client:send_plan", function()
     assert.is_nil(weak[2])
   end)
 end)
+
+describe("client:send_plan's 431 path", function()
+  local emu
+  before_each(function()
+    emu = helpers.start_emulator({"--rate-limit", "0", "--request-id-window", "60"})
+  end)
+  after_each(function() emu:stop() end)
+
+  local function batch()
+    return {roomid = 5, fromAccid = "a", toAccids = {"b", "c"},
+            msgList = {commsease.text("one"), commsease.text("two", {msgId = "t2"})}}
+  end
+
+  local function counters(st)
+    local p = st.paths[BATCH] or {}
+    return {calls = p.calls, attempts = p.attempts, resends = st.resends, repeats = st.repeats,
+            c200 = st.codes["200"], c431 = st.codes["431"], h502 = st.http["502"]}
+  end
+
+  it("a 502 after delivery, the failover answered 431: once more with a new RequestId, as send", function()
+    local c = helpers.client_for(emu, {retries = 1})
+    emu:faults({{action = "status", status = 502, after_deliver = true}})
+    local res, err, jobs = drive(assert(c:send_plan(batch())), over_http)
+    assert.is_nil(err)
+    assert.equal(3, #jobs)
+    assert.equal(jobs[1].headers.RequestId, jobs[2].headers.RequestId) -- the failover: 431
+    assert.are_not.equal(jobs[2].headers.RequestId, jobs[3].headers.RequestId)
+    assert.equal(jobs[3].headers.RequestId, res.request_id)
+    assert.equal(2, #res.msgIds)
+    for _, id in ipairs(res.msgIds) do assert.truthy(res.success[id], id) end
+    assert.same({}, res.fail)
+    local last = helpers.json.decode(emu:requests()[3].form.msgList)
+    for i, m in ipairs(last) do
+      assert.equal(1, m.resendFlag)
+      assert.equal(res.msgIds[i], m.msgId) -- generated msgIds kept
+    end
+    assert.equal(1, emu:stats().codes["431"])
+    assert.equal(2, #emu:inbox("b")) -- each message once
+    local got = counters(c:stats())
+    c:close()
+    -- the blocking send through the same fault counts the same
+    emu:reset()
+    emu:faults({{action = "status", status = 502, after_deliver = true}})
+    local b = helpers.client_for(emu, {retries = 1})
+    assert(b:send(batch()))
+    assert.same(counters(b:stats()), got)
+    assert.equal(1, got.repeats)
+    assert.equal(1, got.resends)
+    b:close()
+  end)
+end)

@@ -373,6 +373,29 @@ describe("commsease.resty", function()
     assert.is_nil(text:find("hunter2", 1, true))
   end)
 
+  it("answers a 431 on a failover as the blocking send: once more, a new RequestId, resendFlag = 1", function()
+    emu:faults{{action = "status", status = 502, after_deliver = true}}
+    local out = run([[
+      local c = new({retries = 1})
+      local res, err = c:send(a.p)
+      local n = 0
+      for _ in pairs(res and res.success or {}) do n = n + 1 end
+      return {ok = res ~= nil, err = plain(err), n = n, rid = res and res.request_id,
+              stats = plain(c:stats())}
+    ]], {p = batch(31, {"q1"}, {"q31a", "q31b"})})
+    assert.is_true(out.ok, out.err and out.err.message)
+    assert.equal(2, out.n)
+    local reqs = emu:requests()
+    assert.equal(3, #reqs) -- delivered (502), the failover (431), the resend
+    local last = helpers.json.decode(reqs[3].form.msgList)
+    assert.equal(1, last[1].resendFlag)
+    assert.equal("q31a", last[1].msgId)
+    assert.equal(1, emu:stats().codes["431"])
+    assert.equal(2, #emu:inbox("q1")) -- each message once
+    assert.equal(1, out.stats.repeats)
+    assert.equal(1, out.stats.resends)
+  end)
+
   it("paces send through the client's budget", function()
     local out = run([[
       local c = new({rate_limit = 20})

@@ -21,7 +21,6 @@
 #include "cms_form.h"
 
 #define SINGLE_PATH "/chatroom/sendMsgToSomeone.action"
-#define LCMS_MAX_REPEATS 3 /* 431 answers learnt from, per call */
 
 double lcms_clock_s(void) {
   struct timespec ts;

@@ -18,7 +18,10 @@
  * Every attempt is counted in client:stats() and shown to on_attempt through the
  * functions the blocking send counts with (lcms_note_attempt, lcms_settle_call),
  * its outcome read as plan:done reads one (lcms_outcome_check, lcms_outcome_push).
- * Unlike the blocking send it has no 431 path: a 431 is the call's answer. */
+ * The 431 path is the blocking send's too: a 431 to a later attempt means an
+ * earlier one was processed and its answer lost, so the call goes once more with
+ * a new RequestId and resendFlag = 1 on every message (msgIds kept), at most
+ * LCMS_MAX_REPEATS times. */
 #include <string.h>
 #include "lcms.h"
 #include "lcms_wire.h"
@@ -26,7 +29,7 @@
 #define LCMS_SEND_PLAN_MT "commsease.send_plan"
 
 /* the send plan's Lua values, in its user value table */
-enum { SUV_CLIENT = 1, SUV_BODY, SUV_MSGIDS, SUV_KEYS, SUV_N = SUV_KEYS };
+enum { SUV_CLIENT = 1, SUV_BODY, SUV_MSGIDS, SUV_KEYS, SUV_PARAMS, SUV_N = SUV_PARAMS };
 
 enum { SP_READY, SP_FLIGHT, SP_DONE };
 
@@ -35,6 +38,8 @@ typedef struct lcms_send_plan {
   char rid[CMS_NONCE_LEN + 1];
   int state;
   int attempt;     /* attempts whose outcome came back */
+  int repeats;     /* 431 answers learnt from */
+  int resend;      /* the attempts are resends (after a 431) */
   int ep;          /* the endpoint of the attempt out, or of the next one */
   double t_call;   /* when the first attempt was handed out (lcms_clock_s), 0 = not yet */
   double t_job;    /* when the attempt out was handed out */
@@ -117,7 +122,7 @@ static int sp_done(lua_State *L) {
   a.x = &o.x;
   a.code = 0;
   a.attempt = p->attempt + 1;
-  a.resend = 0;
+  a.resend = p->resend;
   lcms_push_hook(L, uv + SUV_CLIENT - 1); /* (stays below the result's values) */
   hook = lua_isnil(L, -1) ? 0 : lua_gettop(L);
   if (p->attempt < c->retries && lcms_failover(o.out, o.status)) {
@@ -129,9 +134,34 @@ static int sp_done(lua_State *L) {
     return 0;
   }
   nret = lcms_outcome_push(L, 2, &o, uv + SUV_MSGIDS - 1, 0, p->rid, c->endpoints[p->ep], &a.code);
+  lcms_note_attempt(L, c, hook, &a);
+  if (a.code == 431 && p->attempt > 0 && p->repeats < LCMS_MAX_REPEATS) {
+    /* an earlier attempt was processed: once more, a new RequestId, resendFlag = 1 */
+    cms_verr e;
+    int top;
+    lua_pop(L, nret);
+    top = lua_gettop(L);
+    lcms_push_resend_copy(L, uv + SUV_PARAMS - 1, uv + SUV_MSGIDS - 1);
+    if (lcms_encode(L, top + 1, &c->form, &e)) {
+      lua_settop(L, top);
+      nret = lcms_push_invalid(L, &e);
+    } else if (cms_rand_hex32(&c->rand, p->rid)) {
+      lua_settop(L, top);
+      nret = lcms_push_local_error(L, "no random bytes for a RequestId", NULL);
+    } else {
+      lua_pushlstring(L, c->form.data ? c->form.data : "", c->form.len);
+      lua_rawseti(L, uv - 1, SUV_BODY);
+      lua_settop(L, top);
+      p->repeats++;
+      c->stats.repeats++;
+      p->attempt++;
+      p->resend = 1;
+      p->state = SP_READY;
+      return 0;
+    }
+  }
   p->attempt++;
   p->state = SP_DONE;
-  lcms_note_attempt(L, c, hook, &a);
   lcms_settle_call(c, CMS_API_PATH, a.code, p->t_call);
   return nret;
 }
@@ -166,6 +196,8 @@ int lcms_send_plan(lua_State *L) {
   lua_rawseti(L, -2, SUV_MSGIDS);
   lua_pushvalue(L, lua_upvalueindex(1)); /* the client's list of field names */
   lua_rawseti(L, -2, SUV_KEYS);
+  lua_pushvalue(L, 2); /* the params, for a resend after a 431 */
+  lua_rawseti(L, -2, SUV_PARAMS);
   lua_setuservalue(L, -2);
   return 1;
 }
