@@ -253,17 +253,21 @@ typedef struct batch_ud {
   int params, msgids;
 } batch_ud;
 
-static int resend_batch(lua_State *L, lcms_client *c, void *ud) {
-  batch_ud *b = ud;
+int lcms_encode_resend(lua_State *L, int params, int msgids, cms_buf *form) {
   cms_verr e;
   int top = lua_gettop(L);
-  lcms_push_resend_copy(L, b->params, b->msgids);
-  if (lcms_encode(L, top + 1, &c->form, &e)) {
+  lcms_push_resend_copy(L, params, msgids);
+  if (lcms_encode(L, top + 1, form, &e)) {
     lua_settop(L, top);
     return lcms_push_invalid(L, &e);
   }
   lua_settop(L, top);
   return 0;
+}
+
+static int resend_batch(lua_State *L, lcms_client *c, void *ud) {
+  batch_ud *b = ud;
+  return lcms_encode_resend(L, b->params, b->msgids, &c->form);
 }
 
 /* res, err = client:send(params): the batch call */

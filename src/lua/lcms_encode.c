@@ -406,6 +406,11 @@ static int has_hole(lua_State *L, int t, int from, int to) {
   return nil;
 }
 
+/* the error of a msgList or toAccids that is not a list */
+static int not_a_list(enc *x, const cms_rule *r) {
+  return cms_verr_set(x->e, r->name, "%s must be a list (keys 1..n, no holes)", r->name);
+}
+
 /* msgList at the top: written into the form */
 static int encode_msglist(enc *x, const cms_rule *r, int ids) {
   lua_State *L = x->L;
@@ -418,19 +423,19 @@ static int encode_msglist(enc *x, const cms_rule *r, int ids) {
   /* counted, or walked: a list of 1..n and nothing else */
   counted = nkeys_is_len(L, list, CMS_MSGLIST_MAX, &n);
   if (!counted && seq_len(L, list, &n))
-    return cms_verr_set(x->e, r->name, "msgList must be a list (keys 1..n, no holes)");
+    return not_a_list(x, r);
   if (cms_check_count(r, n, x->e)) return -1;
   cms_form_key(x->form, r->name);
   cms_form_put(x->form, CMS_P_LBRACKET);
   for (i = 1; i <= (int)n; i++) {
     lua_rawgeti(L, list, i);
     if (counted && lua_isnil(L, -1)) /* a hole: the count held another key */
-      return cms_verr_set(x->e, r->name, "msgList must be a list (keys 1..n, no holes)");
+      return not_a_list(x, r);
     if (encode_msg(x, list + 1, i, ids, &views[i - 1])) {
       /* the walk refuses a holed list before it reads a message: so does the
        * count, when a hole it hid comes after the message refused */
       if (counted && has_hole(L, list, i + 1, (int)n))
-        return cms_verr_set(x->e, r->name, "msgList must be a list (keys 1..n, no holes)");
+        return not_a_list(x, r);
       return -1;
     }
     lua_settop(L, list);
@@ -533,7 +538,7 @@ static int encode_accids(enc *x, const cms_rule *r) {
     n = (size_t)i;
   } else {
     if (seq_len(L, list, &n))
-      return cms_verr_set(x->e, r->name, "toAccids must be a list (keys 1..n, no holes)");
+      return not_a_list(x, r);
     if (cms_check_count(r, n, x->e)) return -1;
     for (i = 1; i <= (int)n; i++) {
       lua_rawgeti(L, list, i);

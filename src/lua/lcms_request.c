@@ -237,8 +237,7 @@ int lcms_outcome_push(lua_State *L, int idx, const lcms_outcome *o, int msgids, 
                       const char *rid, const char *ep, long long *code) {
   int nret;
   *code = 0;
-  if (o->out == CMS_HTTP_TOO_BIG)
-    return lcms_response_error(L, "the answer is over 1 MiB; cut off", rid, ep);
+  if (o->out == CMS_HTTP_TOO_BIG) return lcms_push_transfer_error(L, o->out, &o->x, rid, ep);
   if (o->out != CMS_HTTP_OK) {
     const char *msg;
     raw_field(L, idx + 1, "message");

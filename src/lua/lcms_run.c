@@ -55,10 +55,9 @@ int lcms_run_encode(lcms_run *r, const cms_sched_step *st, cms_buf *form) {
      * of its first body (generated ones included) */
     lua_rawgeti(L, r->list, i);
     lua_rawgeti(L, r->ids, i);
-    lcms_push_resend_copy(L, top + 1, top + 2);
-    if (lcms_encode(L, top + 3, form, &e)) {
-      lua_settop(L, top);
-      lcms_push_invalid(L, &e);
+    if (lcms_encode_resend(L, top + 1, top + 2, form)) {
+      lua_remove(L, top + 1); /* nil, err stay */
+      lua_remove(L, top + 1);
       return -1;
     }
     lua_settop(L, top);

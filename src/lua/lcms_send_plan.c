@@ -137,27 +137,19 @@ static int sp_done(lua_State *L) {
   lcms_note_attempt(L, c, hook, &a);
   if (a.code == 431 && p->attempt > 0 && p->repeats < LCMS_MAX_REPEATS) {
     /* an earlier attempt was processed: once more, a new RequestId, resendFlag = 1 */
-    cms_verr e;
-    int top;
     lua_pop(L, nret);
-    top = lua_gettop(L);
-    lcms_push_resend_copy(L, uv + SUV_PARAMS - 1, uv + SUV_MSGIDS - 1);
-    if (lcms_encode(L, top + 1, &c->form, &e)) {
-      lua_settop(L, top);
-      nret = lcms_push_invalid(L, &e);
-    } else if (cms_rand_hex32(&c->rand, p->rid)) {
-      lua_settop(L, top);
+    if ((nret = lcms_encode_resend(L, uv + SUV_PARAMS - 1, uv + SUV_MSGIDS - 1, &c->form)) == 0) {
+      if (!cms_rand_hex32(&c->rand, p->rid)) {
+        lua_pushlstring(L, c->form.data ? c->form.data : "", c->form.len);
+        lua_rawseti(L, uv - 1, SUV_BODY);
+        p->repeats++;
+        c->stats.repeats++;
+        p->attempt++;
+        p->resend = 1;
+        p->state = SP_READY;
+        return 0;
+      }
       nret = lcms_push_local_error(L, "no random bytes for a RequestId", NULL);
-    } else {
-      lua_pushlstring(L, c->form.data ? c->form.data : "", c->form.len);
-      lua_rawseti(L, uv - 1, SUV_BODY);
-      lua_settop(L, top);
-      p->repeats++;
-      c->stats.repeats++;
-      p->attempt++;
-      p->resend = 1;
-      p->state = SP_READY;
-      return 0;
     }
   }
   p->attempt++;

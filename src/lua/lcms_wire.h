@@ -50,6 +50,9 @@ int lcms_easy_call(lua_State *L, lcms_client *c, const lcms_callspec *k);
 /* pushes a copy of the params at `params`, its messages copied and marked
  * resendFlag = 1 with the msgIds of the list at `msgids` */
 void lcms_push_resend_copy(lua_State *L, int params, int msgids);
+/* that copy encoded into form (the call's next body): 0, or the number of values
+ * of nil, err pushed when it does not encode */
+int lcms_encode_resend(lua_State *L, int params, int msgids, cms_buf *form);
 #define LCMS_MAX_REPEATS 3 /* 431 answers learnt from, per call */
 int lcms_send(lua_State *L);
 int lcms_send_one(lua_State *L);
